@@ -1,0 +1,1 @@
+"""Tenant-scoped ITSM agents with durable runs (issue 8). Not built yet."""

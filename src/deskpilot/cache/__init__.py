@@ -1,0 +1,1 @@
+"""Tenant-scoped response, embedding and semantic caches (issue 5). Not built yet."""

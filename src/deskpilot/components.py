@@ -1,0 +1,8 @@
+"""The built-in components, in the order their config sections appear."""
+
+from __future__ import annotations
+
+from deskpilot.core.component import Component
+from deskpilot.tenancy import COMPONENT as TENANCY
+
+BUILTIN: tuple[Component, ...] = (TENANCY,)

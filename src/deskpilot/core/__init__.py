@@ -1,0 +1,1 @@
+"""Shared plumbing: settings, database, Redis, errors, tenant context, logging."""

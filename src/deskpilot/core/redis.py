@@ -1,0 +1,43 @@
+"""Optional Redis: the client, and the one function that builds tenant-owned Redis keys."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from deskpilot.core.context import TenantContext
+from deskpilot.core.errors import SetupError
+from deskpilot.core.settings import Settings
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+
+async def open_redis(settings: Settings) -> Redis | None:
+    """A connected client, or None when ``REDIS_URL`` is unset."""
+    if settings.redis_url is None:
+        return None
+    from redis.asyncio import Redis
+
+    client: Redis = Redis.from_url(settings.redis_url.get_secret_value())
+    try:
+        await client.ping()
+    except Exception as exc:
+        await client.aclose()
+        raise SetupError(
+            f"cannot reach Redis at REDIS_URL: {exc}. Start Redis, fix the URL, or unset "
+            "REDIS_URL to run with in-process caches (one process only)."
+        ) from exc
+    return client
+
+
+def tenant_key(store: str, *parts: str, tenant: TenantContext) -> str:
+    """``dp:{<tenant>}:<store>:<parts...>``. The braces are a Redis Cluster hash tag, so all of
+    a tenant's keys live in one slot; every Redis key a component writes is built here."""
+    if not store or ":" in store:
+        raise ValueError(f"invalid store name {store!r}")
+    return ":".join(("dp", "{" + tenant.tenant_id + "}", store, *parts))
+
+
+def tenant_pattern(tenant: TenantContext) -> str:
+    """SCAN pattern matching every key of one tenant (for purge)."""
+    return "dp:{" + tenant.tenant_id + "}:*"

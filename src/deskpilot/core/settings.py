@@ -1,0 +1,87 @@
+"""Process settings, read once from the environment (and ``.env``) by the app factory or CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_home() -> Path:
+    return Path(platformdirs.user_data_dir("deskpilot", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Deployment settings. Every field is documented in ``docs/operators/configuration.md``."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    database_url: SecretStr | None = Field(
+        default=None,
+        validation_alias="DATABASE_URL",
+        description="External PostgreSQL (with pgvector). Unset: embedded server under DESKPILOT_HOME.",
+    )
+    redis_url: SecretStr | None = Field(
+        default=None,
+        validation_alias="REDIS_URL",
+        description="Redis for cross-process caches, invalidation and rate limits. Unset: in-process.",
+    )
+    home: Path = Field(default_factory=default_home, validation_alias="DESKPILOT_HOME")
+    admin_token: SecretStr | None = Field(
+        default=None,
+        validation_alias="DESKPILOT_ADMIN_TOKEN",
+        description="Operator credential for /admin routes. Unset: generated into DESKPILOT_HOME.",
+    )
+    max_body_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, validation_alias="DESKPILOT_MAX_BODY_BYTES"
+    )
+    auth_cache_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias="DESKPILOT_AUTH_CACHE_SECONDS",
+        description="How long a resolved key is trusted when Redis invalidation is live.",
+    )
+    auth_stale_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        validation_alias="DESKPILOT_AUTH_STALE_SECONDS",
+        description="How long a cached key keeps working while the database is unreachable.",
+    )
+    db_pool_size: int = Field(default=10, ge=1, validation_alias="DESKPILOT_DB_POOL_SIZE")
+    log_level: str = Field(default="INFO", validation_alias="DESKPILOT_LOG_LEVEL")
+    log_json: bool = Field(default=True, validation_alias="DESKPILOT_LOG_JSON")
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+        return level
+
+    @field_validator("admin_token")
+    @classmethod
+    def _strong_admin_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            token = value.get_secret_value()
+            if len(token) < 32 or token.startswith("dp_"):
+                raise ValueError(
+                    "must be at least 32 characters and must not look like a tenant key "
+                    "(generate one with: python -c 'import secrets; print(\"dpo_\" + "
+                    "secrets.token_urlsafe(36))')"
+                )
+        return value
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def pgdata(self) -> Path:
+        return self.home / "pgdata"
+
+    @property
+    def admin_token_file(self) -> Path:
+        return self.home / "admin-token"

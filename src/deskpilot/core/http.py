@@ -33,11 +33,20 @@ def request_id(request: Request) -> str:
 
 
 def problem(
-    status: int, type_: str, title: str, detail: str, rid: str,
-    errors: list[dict[str, str]] | None = None, headers: dict[str, str] | None = None,
+    status: int,
+    type_: str,
+    title: str,
+    detail: str,
+    rid: str,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
-        "type": type_, "title": title, "status": status, "detail": detail, "request_id": rid,
+        "type": type_,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "request_id": rid,
     }
     if errors:
         body["errors"] = errors
@@ -69,9 +78,7 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", []).append(
-                    (REQUEST_ID_HEADER.encode(), rid.encode())
-                )
+                message.setdefault("headers", []).append((REQUEST_ID_HEADER.encode(), rid.encode()))
             await send(message)
 
         structlog.contextvars.bind_contextvars(request_id=rid)
@@ -82,9 +89,12 @@ class RequestContextMiddleware:
             log.info(
                 "request",
                 extra={
-                    "method": scope["method"], "path": scope["path"], "status": status,
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    "tenant_id": state.get("tenant_id"), "key_id": state.get("key_id"),
+                    "tenant_id": state.get("tenant_id"),
+                    "key_id": state.get("key_id"),
                 },
             )
             structlog.contextvars.unbind_contextvars("request_id")
@@ -114,7 +124,7 @@ class BodySizeLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _TooLarge
+                    raise _BodyTooLargeError
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -124,19 +134,25 @@ class BodySizeLimitMiddleware:
 
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
+        except _BodyTooLargeError:
             if not started:
                 await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         error = PayloadTooLarge(f"request body exceeds {self.max_bytes} bytes")
         rid = str(scope.get("state", {}).get("request_id", ""))
-        response = problem(error.status, error.type, error.title, error.detail, rid,
-                           headers={"connection": "close"})
+        response = problem(
+            error.status,
+            error.type,
+            error.title,
+            error.detail,
+            rid,
+            headers={"connection": "close"},
+        )
         await response(scope, receive, send)
 
 
-class _TooLarge(Exception):
+class _BodyTooLargeError(Exception):
     pass
 
 
@@ -144,8 +160,15 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DeskpilotError)
     async def _domain(request: Request, exc: DeskpilotError) -> JSONResponse:
         headers = {"www-authenticate": "Bearer"} if exc.status == 401 else None
-        return problem(exc.status, exc.type, exc.title, exc.detail, request_id(request),
-                       _field_errors(exc.errors), headers)
+        return problem(
+            exc.status,
+            exc.type,
+            exc.title,
+            exc.detail,
+            request_id(request),
+            _field_errors(exc.errors),
+            headers,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -154,14 +177,26 @@ def install_error_handlers(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         detail = "; ".join(f"{e.path}: {e.message}" for e in errors)
-        return problem(422, "validation_error", "Invalid input", detail, request_id(request),
-                       _field_errors(errors))
+        return problem(
+            422,
+            "validation_error",
+            "Invalid input",
+            detail,
+            request_id(request),
+            _field_errors(errors),
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         type_ = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return problem(exc.status_code, type_, str(exc.detail), str(exc.detail),
-                       request_id(request), headers=getattr(exc, "headers", None))
+        return problem(
+            exc.status_code,
+            type_,
+            str(exc.detail),
+            str(exc.detail),
+            request_id(request),
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(json.JSONDecodeError)
     async def _json(request: Request, exc: json.JSONDecodeError) -> JSONResponse:
@@ -170,6 +205,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", extra={"path": request.url.path})
-        return problem(500, "internal_error", "Internal error",
-                       "an unexpected error occurred; quote the request id when reporting it",
-                       request_id(request))
+        return problem(
+            500,
+            "internal_error",
+            "Internal error",
+            "an unexpected error occurred; quote the request id when reporting it",
+            request_id(request),
+        )

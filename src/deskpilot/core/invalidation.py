@@ -24,6 +24,7 @@ ALL_TENANTS = "*"
 Listener = Callable[[str], None]
 log = logging.getLogger(__name__)
 
+
 class InvalidationBus:
     """In-process bus; the base for the Redis one."""
 
@@ -51,6 +52,7 @@ class InvalidationBus:
 
     async def stop(self) -> None:
         return None
+
 
 class RedisInvalidationBus(InvalidationBus):
     def __init__(self, redis: Redis, *, reconnect_seconds: float = 0.5) -> None:

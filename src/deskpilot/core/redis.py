@@ -11,6 +11,8 @@ from deskpilot.core.settings import Settings
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+    from deskpilot.core.resources import Resources
+
 
 async def open_redis(settings: Settings) -> Redis | None:
     """A connected client, or None when ``REDIS_URL`` is unset."""
@@ -41,3 +43,18 @@ def tenant_key(store: str, *parts: str, tenant: TenantContext) -> str:
 def tenant_pattern(tenant: TenantContext) -> str:
     """SCAN pattern matching every key of one tenant (for purge)."""
     return "dp:{" + tenant.tenant_id + "}:*"
+
+
+async def purge_tenant_keys(resources: Resources, *, tenant: TenantContext) -> None:
+    """Purge step: delete every Redis key of the tenant (all built by ``tenant_key``)."""
+    redis = resources.redis
+    if redis is None:
+        return
+    batch: list[bytes] = []
+    async for key in redis.scan_iter(match=tenant_pattern(tenant), count=1000):
+        batch.append(key)
+        if len(batch) >= 1000:
+            await redis.unlink(*batch)
+            batch.clear()
+    if batch:
+        await redis.unlink(*batch)

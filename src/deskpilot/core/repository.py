@@ -39,16 +39,18 @@ class TenantRepository(Generic[Row]):
             )
         return tenant.tenant_id
 
-    def select(self, *, tenant: TenantContext) -> Select[tuple[Row]]:
+    def select(self, *, tenant: TenantContext) -> Select[Any]:
         tenant_id = self._check(tenant)
         return select(self.model).where(self.model.tenant_id == tenant_id)
 
     async def get(self, *, tenant: TenantContext, **key: Any) -> Row | None:
         stmt = self.select(tenant=tenant).filter_by(**key)
-        return (await self.session.execute(stmt)).scalar_one_or_none()
+        row: Row | None = (await self.session.execute(stmt)).scalar_one_or_none()
+        return row
 
-    async def list(self, stmt: Select[tuple[Row]]) -> Sequence[Row]:
-        return (await self.session.execute(stmt)).scalars().all()
+    async def list(self, stmt: Select[Any]) -> Sequence[Row]:
+        rows: Sequence[Row] = (await self.session.execute(stmt)).scalars().all()
+        return rows
 
     def add(self, row: Row, *, tenant: TenantContext) -> Row:
         tenant_id = self._check(tenant)

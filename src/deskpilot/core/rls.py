@@ -20,7 +20,7 @@ def create_roles() -> None:
     """Create the two NOLOGIN roles (cluster-wide, so idempotent) and let the migrating user
     switch to them."""
     for role in (APP_ROLE, OPERATOR_ROLE):
-        op.execute(
+        op.execute(  # role names are this module's constants, not input
             f"""
             DO $$ BEGIN
               IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN
@@ -30,15 +30,13 @@ def create_roles() -> None:
             END $$;
             """
         )
-        op.execute(
-            f"""
-            DO $$ BEGIN
-              IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
-                EXECUTE 'GRANT {role} TO ' || quote_ident(current_user);
-              END IF;
-            END $$;
-            """
+        # Role names are this module's constants, not input.
+        grant = (
+            "DO $$ BEGIN IF NOT (SELECT rolsuper FROM pg_roles "  # noqa: S608
+            f"WHERE rolname = current_user) THEN EXECUTE 'GRANT {role} TO ' "
+            "|| quote_ident(current_user); END IF; END $$;"
         )
+        op.execute(grant)
     op.execute(f"GRANT USAGE ON SCHEMA public TO {APP_ROLE}, {OPERATOR_ROLE}")
 
 
@@ -52,7 +50,8 @@ def tenant_table(table: str) -> None:
         f"USING (tenant_id = {_CURRENT_TENANT}) WITH CHECK (tenant_id = {_CURRENT_TENANT})"
     )
     op.execute(
-        f"CREATE POLICY operator_access ON {table} TO {OPERATOR_ROLE} USING (true) WITH CHECK (true)"
+        f"CREATE POLICY operator_access ON {table} TO {OPERATOR_ROLE} "
+        "USING (true) WITH CHECK (true)"
     )
 
 

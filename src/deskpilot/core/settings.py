@@ -21,12 +21,12 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = Field(
         default=None,
         validation_alias="DATABASE_URL",
-        description="External PostgreSQL (with pgvector). Unset: embedded server under DESKPILOT_HOME.",
+        description="External PostgreSQL with pgvector. Unset: embedded, under DESKPILOT_HOME.",
     )
     redis_url: SecretStr | None = Field(
         default=None,
         validation_alias="REDIS_URL",
-        description="Redis for cross-process caches, invalidation and rate limits. Unset: in-process.",
+        description="Redis for cross-process caches, invalidation, rate limits. Unset: in-process.",
     )
     home: Path = Field(default_factory=default_home, validation_alias="DESKPILOT_HOME")
     admin_token: SecretStr | None = Field(
@@ -69,7 +69,7 @@ class Settings(BaseSettings):
             if len(token) < 32 or token.startswith("dp_"):
                 raise ValueError(
                     "must be at least 32 characters and must not look like a tenant key "
-                    "(generate one with: python -c 'import secrets; print(\"dpo_\" + "
+                    '(generate one with: python -c \'import secrets; print("dpo_" + '
                     "secrets.token_urlsafe(36))')"
                 )
         return value

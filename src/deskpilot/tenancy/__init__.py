@@ -4,6 +4,7 @@ Other components import from here only: the DTOs, the services and the component
 """
 
 from deskpilot.core.component import Component
+from deskpilot.core.redis import purge_tenant_keys
 from deskpilot.tenancy.auth import CredentialResolver
 from deskpilot.tenancy.config import SECTIONS
 from deskpilot.tenancy.schemas import (
@@ -21,7 +22,8 @@ from deskpilot.tenancy.schemas import (
     TierUpdate,
 )
 
-COMPONENT = Component(name="tenancy", config_sections=SECTIONS)
+# Redis keys are purged here, once for all components: every one is built by ``tenant_key``.
+COMPONENT = Component(name="tenancy", config_sections=SECTIONS, purge_steps=(purge_tenant_keys,))
 
 __all__ = [
     "COMPONENT",

@@ -15,13 +15,15 @@ from deskpilot.tenancy.schemas import (
     CreatedApiKey,
     KeyCreate,
     SuspendRequest,
-    Tenant as TenantOut,
     TenantCreate,
     TenantStatus,
     TenantUpdate,
     Tier,
     TierCreate,
     TierUpdate,
+)
+from deskpilot.tenancy.schemas import (
+    Tenant as TenantOut,
 )
 
 admin = APIRouter(prefix="/admin", tags=["admin"])
@@ -53,7 +55,9 @@ async def get_tier(name: str, platform: PlatformDep, operator: Operator) -> Tier
 
 
 @admin.patch("/tiers/{name}")
-async def update_tier(name: str, body: TierUpdate, platform: PlatformDep, operator: Operator) -> Tier:
+async def update_tier(
+    name: str, body: TierUpdate, platform: PlatformDep, operator: Operator
+) -> Tier:
     return await platform.admin(operator).update_tier(name, body)
 
 
@@ -152,7 +156,10 @@ async def admin_patch_config(
 
 @admin.get("/tenants/{tenant_id}/audit")
 async def admin_audit(
-    tenant_id: str, platform: PlatformDep, operator: Operator, limit: Limit = 100,
+    tenant_id: str,
+    platform: PlatformDep,
+    operator: Operator,
+    limit: Limit = 100,
     before: str | None = None,
 ) -> list[AuditEntry]:
     handle = await platform.admin(operator).on_tenant(tenant_id)
@@ -194,7 +201,9 @@ async def own_keys(
 
 
 @tenant_api.post("/keys", status_code=201)
-async def create_own_key(body: KeyCreate, platform: PlatformDep, tenant: TenantAdmin) -> CreatedApiKey:
+async def create_own_key(
+    body: KeyCreate, platform: PlatformDep, tenant: TenantAdmin
+) -> CreatedApiKey:
     return await platform.tenant(tenant).keys.create(body)
 
 

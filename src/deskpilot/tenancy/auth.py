@@ -12,7 +12,6 @@ turn valid keys into 401s).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -95,7 +94,7 @@ class CredentialResolver:
         generation = self._generation
         try:
             fresh = await self._load(parsed)
-        except (SQLAlchemyError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, SQLAlchemyError, OSError) as exc:
             if entry is not None and now - entry.fetched <= self._stale:
                 log.warning("credential store unreachable; serving cached key", exc_info=True)
                 return entry
@@ -142,9 +141,8 @@ class CredentialResolver:
         if entry.expires_at is not None and entry.expires_at <= datetime.now(UTC):
             raise Unauthenticated("this API key has expired")
         if entry.status == "suspended":
-            raise TenantSuspended(
-                f"tenant '{context.tenant_id}' is suspended: {entry.status_reason or 'no reason given'}"
-            )
+            reason = entry.status_reason or "no reason given"
+            raise TenantSuspended(f"tenant '{context.tenant_id}' is suspended: {reason}")
         allowlist = context.section("security").get("ip_allowlist", ())
         if allowlist and not _allowed(client_ip, allowlist):
             raise Forbidden("requests from this address are not allowed for this tenant")

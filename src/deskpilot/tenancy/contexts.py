@@ -49,4 +49,6 @@ def operator_context(
     schema: ConfigSchema, state: TenantState, *, operator: OperatorContext
 ) -> TenantContext:
     """An operator acting on one tenant (admin routes, CLI): all scopes, that tenant only."""
-    return build_context(schema, state, principal=f"operator:{operator.principal}", scopes=ALL_SCOPES)
+    return build_context(
+        schema, state, principal=f"operator:{operator.principal}", scopes=ALL_SCOPES
+    )

@@ -42,8 +42,11 @@ async def create_tenant(
 ) -> Tenant:
     # The new tenant's own binding: RLS admits exactly the rows being created.
     provisional = TenantContext(
-        tenant_id=body.tenant_id, tier=body.tier, config={},
-        principal=f"operator:{operator.principal}", scopes=ALL_SCOPES,
+        tenant_id=body.tenant_id,
+        tier=body.tier,
+        config={},
+        principal=f"operator:{operator.principal}",
+        scopes=ALL_SCOPES,
     )
     async with resources.db.tenant_session(tenant=provisional) as session:
         if await repo.get_tier(session, body.tier) is None:
@@ -52,8 +55,12 @@ async def create_tenant(
         if await tenants.get(tenant=provisional) is not None:
             raise Conflict(f"tenant '{body.tenant_id}' already exists")
         row = tenants.add(
-            TenantRow(display_name=body.display_name, tier=body.tier, status="active",
-                      billing_anchor_day=body.billing_anchor_day),
+            TenantRow(
+                display_name=body.display_name,
+                tier=body.tier,
+                status="active",
+                billing_anchor_day=body.billing_anchor_day,
+            ),
             tenant=provisional,
         )
         try:
@@ -65,8 +72,11 @@ async def create_tenant(
             tenant=provisional,
         )
         repo.AuditRepo(session).record(
-            tenant=provisional, actor=provisional.principal, action="tenant.create",
-            target=body.tenant_id, new=body.model_dump(),
+            tenant=provisional,
+            actor=provisional.principal,
+            action="tenant.create",
+            target=body.tenant_id,
+            new=body.model_dump(),
         )
         await session.flush()
         await session.refresh(row)

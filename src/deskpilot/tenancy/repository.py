@@ -34,13 +34,16 @@ class TenantRepo(TenantRepository[TenantRow]):
 
     async def get_for_update(self, *, tenant: TenantContext) -> TenantRow | None:
         stmt = self.select(tenant=tenant).with_for_update()
-        return (await self.session.execute(stmt)).scalar_one_or_none()
+        row: TenantRow | None = (await self.session.execute(stmt)).scalar_one_or_none()
+        return row
 
 
 class KeyRepo(TenantRepository[ApiKeyRow]):
     model = ApiKeyRow
 
-    async def list_keys(self, *, tenant: TenantContext, include_revoked: bool) -> Sequence[ApiKeyRow]:
+    async def list_keys(
+        self, *, tenant: TenantContext, include_revoked: bool
+    ) -> Sequence[ApiKeyRow]:
         stmt = self.select(tenant=tenant).order_by(ApiKeyRow.created_at, ApiKeyRow.key_id)
         if not include_revoked:
             stmt = stmt.where(ApiKeyRow.revoked_at.is_(None))
@@ -74,8 +77,12 @@ class AuditRepo(TenantRepository[AuditRow]):
         new: dict[str, Any] | None = None,
     ) -> AuditRow:
         row = AuditRow(
-            entry_id=new_entry_id(), actor=actor, action=action, target=target,
-            old_value=old, new_value=new,
+            entry_id=new_entry_id(),
+            actor=actor,
+            action=action,
+            target=target,
+            old_value=old,
+            new_value=new,
         )
         return self.add(row, tenant=tenant)
 
@@ -143,13 +150,24 @@ async def list_tiers(session: AsyncSession) -> Sequence[TierRow]:
 
 
 def record_platform_audit(
-    session: AsyncSession, *, actor: str, action: str, target: str,
-    old: dict[str, Any] | None, new: dict[str, Any] | None,
+    session: AsyncSession,
+    *,
+    actor: str,
+    action: str,
+    target: str,
+    old: dict[str, Any] | None,
+    new: dict[str, Any] | None,
 ) -> None:
-    session.add(PlatformAuditRow(
-        entry_id=new_entry_id(), actor=actor, action=action, target=target,
-        old_value=old, new_value=new,
-    ))
+    session.add(
+        PlatformAuditRow(
+            entry_id=new_entry_id(),
+            actor=actor,
+            action=action,
+            target=target,
+            old_value=old,
+            new_value=new,
+        )
+    )
 
 
 async def unscoped_list_tenants(

@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from deskpilot.core.config import ConfigSchema, merge_patch
 from deskpilot.core.context import OperatorContext, Scope, TenantContext
 from deskpilot.core.db import mark_changed
-from deskpilot.core.invalidation import ALL_TENANTS
 from deskpilot.core.errors import (
     Conflict,
     FieldError,
@@ -22,6 +21,7 @@ from deskpilot.core.errors import (
     NotFound,
     ValidationFailed,
 )
+from deskpilot.core.invalidation import ALL_TENANTS
 from deskpilot.tenancy import repository as repo
 from deskpilot.tenancy.keys import display_prefix, new_key
 from deskpilot.tenancy.models import ApiKeyRow, TenantConfigRow, TierRow
@@ -42,9 +42,14 @@ from deskpilot.tenancy.schemas import (
 
 def _key_dto(row: ApiKeyRow) -> ApiKey:
     return ApiKey(
-        key_id=row.key_id, tenant_id=row.tenant_id, name=row.name,
-        prefix=display_prefix(row.tenant_id, row.key_id), scopes=tuple(Scope(s) for s in row.scopes),
-        created_at=row.created_at, created_by=row.created_by, expires_at=row.expires_at,
+        key_id=row.key_id,
+        tenant_id=row.tenant_id,
+        name=row.name,
+        prefix=display_prefix(row.tenant_id, row.key_id),
+        scopes=tuple(Scope(s) for s in row.scopes),
+        created_at=row.created_at,
+        created_by=row.created_by,
+        expires_at=row.expires_at,
         revoked_at=row.revoked_at,
     )
 
@@ -87,15 +92,21 @@ class KeysService:
         parsed, digest = new_key(tenant.tenant_id)
         row = self._keys.add(
             ApiKeyRow(
-                key_id=parsed.key_id, name=body.name, secret_hash=digest,
-                scopes=sorted(s.value for s in body.scopes), created_at=now,
+                key_id=parsed.key_id,
+                name=body.name,
+                secret_hash=digest,
+                scopes=sorted(s.value for s in body.scopes),
+                created_at=now,
                 created_by=tenant.principal,
                 expires_at=now + timedelta(days=days) if days is not None else None,
             ),
             tenant=tenant,
         )
         self._audit.record(
-            tenant=tenant, actor=tenant.principal, action="key.create", target=parsed.key_id,
+            tenant=tenant,
+            actor=tenant.principal,
+            action="key.create",
+            target=parsed.key_id,
             new={"name": body.name, "scopes": row.scopes, "expires_at": _iso(row.expires_at)},
         )
         return CreatedApiKey(key=_key_dto(row), secret=parsed.token)
@@ -135,9 +146,12 @@ class ConfigService:
         state = await self._state(tenant)
         redact = self._schema.redact
         return ConfigView(
-            tenant_id=tenant.tenant_id, tier=state.tenant.tier, revision=state.revision,
+            tenant_id=tenant.tenant_id,
+            tier=state.tenant.tier,
+            revision=state.revision,
             effective=redact(self._schema.effective(state.tier_config, state.overrides)),
-            platform=redact(self._schema.defaults()), tier_layer=redact(state.tier_config),
+            platform=redact(self._schema.defaults()),
+            tier_layer=redact(state.tier_config),
             overrides=redact(state.overrides),
         )
 
@@ -161,8 +175,12 @@ class ConfigService:
         row.updated_at = datetime.now(UTC)
         row.updated_by = tenant.principal
         self._audit.record(
-            tenant=tenant, actor=tenant.principal, action="config.update", target="overrides",
-            old=self._schema.redact(state.overrides), new=self._schema.redact(overrides),
+            tenant=tenant,
+            actor=tenant.principal,
+            action="config.update",
+            target="overrides",
+            old=self._schema.redact(state.overrides),
+            new=self._schema.redact(overrides),
         )
         mark_changed(self._session, tenant.tenant_id)
         await self._session.flush()
@@ -201,14 +219,20 @@ class TenantService:
             raise NotFound(f"no tenant '{tenant.tenant_id}'")
         changes = body.model_dump(exclude_unset=True, exclude_none=True)
         if "tier" in changes and await repo.get_tier(self._session, changes["tier"]) is None:
-            raise ValidationFailed("unknown tier", (FieldError("tier", f"no tier '{changes['tier']}'"),))
+            raise ValidationFailed(
+                "unknown tier", (FieldError("tier", f"no tier '{changes['tier']}'"),)
+            )
         old = {k: getattr(row, k) for k in changes}
         for field, value in changes.items():
             setattr(row, field, value)
         if changes:
             self._audit.record(
-                tenant=tenant, actor=tenant.principal, action="tenant.update",
-                target=tenant.tenant_id, old=old, new=changes,
+                tenant=tenant,
+                actor=tenant.principal,
+                action="tenant.update",
+                target=tenant.tenant_id,
+                old=old,
+                new=changes,
             )
             mark_changed(self._session, tenant.tenant_id)
         await self._session.flush()
@@ -225,8 +249,12 @@ class TenantService:
         old = {"status": row.status, "reason": row.status_reason}
         row.status, row.status_reason = status.value, reason
         self._audit.record(
-            tenant=tenant, actor=tenant.principal, action=f"tenant.{status.value}",
-            target=tenant.tenant_id, old=old, new={"status": status.value, "reason": reason},
+            tenant=tenant,
+            actor=tenant.principal,
+            action=f"tenant.{status.value}",
+            target=tenant.tenant_id,
+            old=old,
+            new={"status": status.value, "reason": reason},
         )
         mark_changed(self._session, tenant.tenant_id)
         await self._session.flush()
@@ -250,20 +278,31 @@ class TierService:
         self._schema.effective(body.config)
         if await repo.get_tier(self._session, body.name) is not None:
             raise Conflict(f"tier '{body.name}' already exists")
-        row = TierRow(name=body.name, display_name=body.display_name,
-                      description=body.description, config=body.config)
+        row = TierRow(
+            name=body.name,
+            display_name=body.display_name,
+            description=body.description,
+            config=body.config,
+        )
         self._session.add(row)
         repo.record_platform_audit(
-            self._session, actor=operator.principal, action="tier.create", target=body.name,
-            old=None, new=self._schema.redact(body.model_dump()),
+            self._session,
+            actor=operator.principal,
+            action="tier.create",
+            target=body.name,
+            old=None,
+            new=self._schema.redact(body.model_dump()),
         )
         await self._flush_unique(body.name)
         return Tier.model_validate(row)
 
     async def update(self, name: str, body: TierUpdate, *, operator: OperatorContext) -> Tier:
         row = await self._row(name)
-        old = {"display_name": row.display_name, "description": row.description,
-               "config": self._schema.redact(row.config)}
+        old = {
+            "display_name": row.display_name,
+            "description": row.description,
+            "config": self._schema.redact(row.config),
+        }
         if body.config is not None:
             config = merge_patch(row.config, body.config)
             self._schema.effective(config)
@@ -272,11 +311,18 @@ class TierService:
             row.display_name = body.display_name
         if body.description is not None:
             row.description = body.description
-        new = {"display_name": row.display_name, "description": row.description,
-               "config": self._schema.redact(row.config)}
+        new = {
+            "display_name": row.display_name,
+            "description": row.description,
+            "config": self._schema.redact(row.config),
+        }
         repo.record_platform_audit(
-            self._session, actor=operator.principal, action="tier.update", target=name,
-            old=old, new=new,
+            self._session,
+            actor=operator.principal,
+            action="tier.update",
+            target=name,
+            old=old,
+            new=new,
         )
         mark_changed(self._session, ALL_TENANTS)  # every tenant on the tier
         await self._session.flush()
@@ -289,8 +335,12 @@ class TierService:
             raise Conflict(f"tier '{name}' is used by {in_use} tenant(s); move them first")
         await self._session.delete(row)
         repo.record_platform_audit(
-            self._session, actor=operator.principal, action="tier.delete", target=name,
-            old={"config": self._schema.redact(row.config)}, new=None,
+            self._session,
+            actor=operator.principal,
+            action="tier.delete",
+            target=name,
+            old={"config": self._schema.redact(row.config)},
+            new=None,
         )
 
     async def _row(self, name: str) -> TierRow:
@@ -308,4 +358,3 @@ class TierService:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
-

@@ -7,6 +7,8 @@ Create Date: 2026-11-24
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql as pg
@@ -32,14 +34,18 @@ SEED_TIERS = (
 )
 
 
-def _timestamps() -> list[sa.Column[sa.DateTime]]:
+def _timestamps() -> list[sa.Column[Any]]:
     return [
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
     ]
 
 
-def _audit_columns() -> list[sa.Column[object]]:
+def _audit_columns() -> list[sa.Column[Any]]:
     return [
         sa.Column("entry_id", sa.String(32), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
@@ -68,14 +74,23 @@ def upgrade() -> None:
         "tenants",
         sa.Column("tenant_id", sa.String(40), nullable=False),
         sa.Column("display_name", sa.String(200), nullable=False),
-        sa.Column("tier", sa.String(40), sa.ForeignKey("tiers.name", name="fk_tenants_tier_tiers"), nullable=False),
+        sa.Column(
+            "tier",
+            sa.String(40),
+            sa.ForeignKey("tiers.name", name="fk_tenants_tier_tiers"),
+            nullable=False,
+        ),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("status_reason", sa.Text(), nullable=True),
         sa.Column("billing_anchor_day", sa.SmallInteger(), nullable=False),
         *_timestamps(),
         sa.PrimaryKeyConstraint("tenant_id", name="pk_tenants"),
-        sa.CheckConstraint("status IN ('active', 'suspended', 'deleted')", name="ck_tenants_status"),
-        sa.CheckConstraint("billing_anchor_day BETWEEN 1 AND 28", name="ck_tenants_billing_anchor_day"),
+        sa.CheckConstraint(
+            "status IN ('active', 'suspended', 'deleted')", name="ck_tenants_status"
+        ),
+        sa.CheckConstraint(
+            "billing_anchor_day BETWEEN 1 AND 28", name="ck_tenants_billing_anchor_day"
+        ),
         sa.CheckConstraint("tenant_id ~ '^[a-z][a-z0-9-]{1,38}[a-z0-9]$'", name="ck_tenants_slug"),
     )
     op.create_table(
@@ -90,7 +105,9 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("tenant_id", "key_id", name="pk_api_keys"),
-        sa.ForeignKeyConstraint(["tenant_id"], ["tenants.tenant_id"], name="fk_api_keys_tenant_id_tenants"),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["tenants.tenant_id"], name="fk_api_keys_tenant_id_tenants"
+        ),
     )
     op.create_index("ix_api_keys_tenant_id_created_at", "api_keys", ["tenant_id", "created_at"])
     op.create_table(
@@ -101,14 +118,18 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_by", sa.String(200), nullable=False),
         sa.PrimaryKeyConstraint("tenant_id", name="pk_tenant_config"),
-        sa.ForeignKeyConstraint(["tenant_id"], ["tenants.tenant_id"], name="fk_tenant_config_tenant_id_tenants"),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["tenants.tenant_id"], name="fk_tenant_config_tenant_id_tenants"
+        ),
     )
     op.create_table(
         "audit_log",
         sa.Column("tenant_id", sa.String(40), nullable=False),
         *_audit_columns(),
         sa.PrimaryKeyConstraint("tenant_id", "entry_id", name="pk_audit_log"),
-        sa.ForeignKeyConstraint(["tenant_id"], ["tenants.tenant_id"], name="fk_audit_log_tenant_id_tenants"),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["tenants.tenant_id"], name="fk_audit_log_tenant_id_tenants"
+        ),
     )
     op.create_index("ix_audit_log_tenant_id_at", "audit_log", ["tenant_id", "at"])
     op.create_table(
@@ -139,5 +160,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("platform_audit_log", "audit_log", "tenant_config", "api_keys", "tenants", "tiers"):
+    for table in (
+        "platform_audit_log",
+        "audit_log",
+        "tenant_config",
+        "api_keys",
+        "tenants",
+        "tiers",
+    ):
         op.drop_table(table)

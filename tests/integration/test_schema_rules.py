@@ -1,0 +1,88 @@
+"""Rules every table must follow, checked against the live database catalog so that tables
+added by later components are held to them too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import text
+
+from deskpilot.core.migrate import current_revision, head_revision
+from deskpilot.core.models import Base
+from deskpilot.platform import Platform
+
+TENANT_TABLES_SQL = """
+SELECT c.oid, c.relname, c.relrowsecurity, c.relforcerowsecurity
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id'
+WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+"""
+
+
+async def _tenant_tables(platform: Platform) -> list[Any]:
+    async with platform.resources.db.engine.connect() as conn:
+        return list((await conn.execute(text(TENANT_TABLES_SQL))).all())
+
+
+async def test_tenant_tables_enable_and_force_rls_with_a_policy(platform: Platform) -> None:
+    tables = await _tenant_tables(platform)
+    assert {t.relname for t in tables} >= {"tenants", "api_keys", "tenant_config", "audit_log"}
+    async with platform.resources.db.engine.connect() as conn:
+        for table in tables:
+            assert table.relrowsecurity, table.relname
+            assert table.relforcerowsecurity, table.relname
+            policies = (
+                await conn.execute(
+                    text(
+                        "SELECT polname, pg_get_expr(polqual, polrelid), "
+                        "array(SELECT rolname FROM pg_roles WHERE oid = ANY(polroles)) "
+                        "FROM pg_policy WHERE polrelid = :oid"
+                    ),
+                    {"oid": table.oid},
+                )
+            ).all()
+            by_name = {p[0]: p for p in policies}
+            assert "current_setting('deskpilot.tenant_id'" in by_name["tenant_isolation"][1]
+            assert by_name["tenant_isolation"][2] == ["deskpilot_app"], table.relname
+
+
+async def test_tenant_id_is_not_null_and_leads_every_key_and_index(platform: Platform) -> None:
+    async with platform.resources.db.engine.connect() as conn:
+        for table in await _tenant_tables(platform):
+            nullable = (
+                await conn.execute(
+                    text(
+                        "SELECT NOT attnotnull FROM pg_attribute WHERE attrelid = :oid "
+                        "AND attname = 'tenant_id'"
+                    ),
+                    {"oid": table.oid},
+                )
+            ).scalar_one()
+            assert not nullable, table.relname
+            indexes = (
+                await conn.execute(
+                    text(
+                        "SELECT i.indexrelid::regclass::text, i.indisprimary, a.attname "
+                        "FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+                        "AND a.attnum = i.indkey[0] WHERE i.indrelid = :oid"
+                    ),
+                    {"oid": table.oid},
+                )
+            ).all()
+            assert any(primary for _, primary, _ in indexes), f"{table.relname} has no PK"
+            for name, _, first in indexes:
+                assert first == "tenant_id", f"index {name} does not lead with tenant_id"
+
+
+async def test_migrations_match_the_models(platform: Platform) -> None:
+    assert await current_revision(platform.resources.db) == head_revision()
+
+    def diff(sync_conn: Any) -> list[Any]:
+        context = MigrationContext.configure(sync_conn, opts={"compare_type": True})
+        return list(compare_metadata(context, Base.metadata))
+
+    async with platform.resources.db.engine.connect() as conn:
+        differences = await conn.run_sync(diff)
+    assert differences == []

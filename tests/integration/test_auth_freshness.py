@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import httpx
 import pytest
 
+from deskpilot.app import create_app
 from deskpilot.core.context import OperatorContext, Scope
 from deskpilot.core.errors import TenantSuspended, Unauthenticated, Unavailable
 from deskpilot.platform import Platform
@@ -134,5 +136,18 @@ async def test_database_outage_serves_cached_keys_and_503s_unknown_ones(
         assert context.tenant_id == tenant.slug
         with pytest.raises(Unavailable):
             await outage.authenticate(never_seen)
+
+        transport = httpx.ASGITransport(app=create_app(platform=outage))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            known = await client.get("/v1/tenant", headers=tenant.headers)
+            unknown = await client.get(
+                "/v1/tenant", headers={"Authorization": f"Bearer {never_seen}"}
+            )
+            ready = await client.get("/readyz")
+        assert known.status_code == 503  # authenticated from cache; the read itself cannot run
+        assert known.headers["retry-after"] == "1"
+        assert known.json()["type"] == "unavailable"
+        assert unknown.status_code == 503
+        assert ready.status_code == 503
     finally:
         await outage.close()

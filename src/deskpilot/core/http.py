@@ -16,6 +16,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -201,6 +202,20 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(json.JSONDecodeError)
     async def _json(request: Request, exc: json.JSONDecodeError) -> JSONResponse:
         return problem(400, "bad_request", "Malformed JSON", str(exc), request_id(request))
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(OSError)
+    async def _dependency_down(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unreachable", exc_info=True)
+        return problem(
+            503,
+            "unavailable",
+            "Service unavailable",
+            "a backing service is unreachable; retry shortly",
+            request_id(request),
+            headers={"retry-after": "1"},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -258,7 +258,7 @@ class AdminHandle:
 
     async def list_tiers(self) -> list[Tier]:
         async with self._db.dangerously_unscoped_session() as session:
-            return await TierService(session, self._resources.schema).list()
+            return await TierService(session, self._resources.schema).list_tiers()
 
     async def get_tier(self, name: str) -> Tier:
         async with self._db.dangerously_unscoped_session() as session:
@@ -274,6 +274,15 @@ class AdminHandle:
         async with self._db.dangerously_unscoped_session() as session:
             return await TierService(session, self._resources.schema).update(
                 name, body, operator=self.operator
+            )
+
+    async def platform_audit(
+        self, *, limit: int = 100, before: str | None = None
+    ) -> list[AuditEntry]:
+        """Operator changes that belong to no tenant (tiers), newest first."""
+        async with self._db.dangerously_unscoped_session() as session:
+            return await TierService(session, self._resources.schema).audit(
+                limit=limit, before=before
             )
 
     async def delete_tier(self, name: str) -> None:

@@ -67,6 +67,14 @@ async def delete_tier(name: str, platform: PlatformDep, operator: Operator) -> R
     return Response(status_code=204)
 
 
+@admin.get("/audit")
+async def platform_audit(
+    platform: PlatformDep, operator: Operator, limit: Limit = 100, before: str | None = None
+) -> list[AuditEntry]:
+    """Operator changes that belong to no tenant (tier edits), newest first."""
+    return await platform.admin(operator).platform_audit(limit=limit, before=before)
+
+
 # ---- operator: tenants --------------------------------------------------------------------
 
 

@@ -170,6 +170,15 @@ def record_platform_audit(
     )
 
 
+async def list_platform_audit(
+    session: AsyncSession, *, limit: int, before: str | None
+) -> Sequence[PlatformAuditRow]:
+    stmt = select(PlatformAuditRow).order_by(PlatformAuditRow.entry_id.desc()).limit(limit)
+    if before is not None:
+        stmt = stmt.where(PlatformAuditRow.entry_id < before)
+    return (await session.execute(stmt)).scalars().all()
+
+
 async def unscoped_list_tenants(
     session: AsyncSession, *, status: str | None, tier: str | None, after: str | None, limit: int
 ) -> Sequence[TenantRow]:

@@ -268,7 +268,7 @@ class TierService:
         self._session = session
         self._schema = schema
 
-    async def list(self) -> list[Tier]:
+    async def list_tiers(self) -> list[Tier]:
         return [Tier.model_validate(r) for r in await repo.list_tiers(self._session)]
 
     async def get(self, name: str) -> Tier:
@@ -342,6 +342,10 @@ class TierService:
             old={"config": self._schema.redact(row.config)},
             new=None,
         )
+
+    async def audit(self, *, limit: int, before: str | None) -> list[AuditEntry]:
+        rows = await repo.list_platform_audit(self._session, limit=limit, before=before)
+        return [AuditEntry.model_validate(r) for r in rows]
 
     async def _row(self, name: str) -> TierRow:
         row = await repo.get_tier(self._session, name)

@@ -15,7 +15,7 @@ from fastapi import Depends, Request
 from deskpilot.core.context import OperatorContext, Scope, TenantContext
 from deskpilot.core.errors import Forbidden, Unauthenticated
 from deskpilot.platform import Platform
-from deskpilot.tenancy.keys import parse_key
+from deskpilot.tenancy import parse_key
 
 
 def get_platform(request: Request) -> Platform:

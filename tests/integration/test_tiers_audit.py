@@ -40,7 +40,7 @@ async def test_tier_lifecycle_is_audited_and_applies_to_its_tenants(
     entries = [e for e in await admin.platform_audit(limit=50) if e.target == name]
     assert [e.action for e in entries] == ["tier.delete", "tier.update", "tier.create"]
     update = entries[1]
-    assert update.actor == operator.principal
+    assert update.actor == f"operator:{operator.principal}"
     assert update.old_value is not None
     assert update.new_value is not None
     assert update.old_value["config"] == {"keys": {"max_active_keys": 2}}

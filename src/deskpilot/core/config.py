@@ -99,8 +99,10 @@ class ConfigSchema:
             raise ValidationFailed(
                 "configuration refused",
                 tuple(
-                    FieldError(".".join(str(p) for p in err["loc"]), err["msg"])
-                    for err in exc.errors()
+                    dict.fromkeys(
+                        FieldError(_document_path(document, err["loc"]), err["msg"])
+                        for err in exc.errors()
+                    )
                 ),
             ) from exc
 
@@ -118,7 +120,7 @@ class ConfigSchema:
 
     def _tenant_editable(self, path: str) -> bool:
         section = self.sections.get(path.partition(".")[0])
-        return section is not None and section.tenant_editable
+        return section is None or section.tenant_editable  # unknown: validation names it
 
     def redact(self, document: Mapping[str, Any]) -> JSON:
         """A copy safe to show or log: every secret-typed value replaced."""
@@ -127,6 +129,21 @@ class ConfigSchema:
             if _get_path(redacted, path) is not None:
                 _set_path(redacted, path, REDACTED)
         return redacted
+
+
+def _document_path(document: Any, loc: tuple[int | str, ...]) -> str:
+    """The dotted path into the submitted document, without pydantic's union-member tags."""
+    parts: list[str] = []
+    node = document
+    for part in loc:
+        if isinstance(node, Mapping):
+            node = node.get(part)
+        elif isinstance(node, (list, tuple)) and isinstance(part, int):
+            node = node[part] if part < len(node) else None
+        else:
+            break
+        parts.append(str(part))
+    return ".".join(parts)
 
 
 def _get_path(doc: Mapping[str, Any], path: str) -> Any:

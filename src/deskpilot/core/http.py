@@ -5,7 +5,6 @@ The middlewares are plain ASGI (no per-request task or body buffering of BaseHTT
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -16,11 +15,11 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from deskpilot.core.errors import DeskpilotError, FieldError, PayloadTooLarge
+from deskpilot.core.errors import BadRequest, DeskpilotError, FieldError, PayloadTooLarge
 
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -113,23 +112,34 @@ class BodySizeLimitMiddleware:
             await self.app(scope, receive, send)
             return
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+        if length is not None and not length.isdigit():
+            await self._refuse(scope, receive, send, BadRequest("invalid Content-Length header"))
+            return
+        if length is not None and int(length) > self.max_bytes:
             await self._refuse(scope, receive, send)
             return
         received = 0
-        started = False
+        started = exceeded = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    exceeded = True
                     raise _BodyTooLargeError
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if exceeded:
+                # FastAPI turns any error raised while reading the body into its own 400;
+                # whatever the app answers after the limit tripped, the client gets the 413.
+                if not started:
+                    started = True
+                    await self._refuse(scope, receive, send)
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
@@ -139,8 +149,10 @@ class BodySizeLimitMiddleware:
             if not started:
                 await self._refuse(scope, receive, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        error = PayloadTooLarge(f"request body exceeds {self.max_bytes} bytes")
+    async def _refuse(
+        self, scope: Scope, receive: Receive, send: Send, error: DeskpilotError | None = None
+    ) -> None:
+        error = error or PayloadTooLarge(f"request body exceeds {self.max_bytes} bytes")
         rid = str(scope.get("state", {}).get("request_id", ""))
         response = problem(
             error.status,
@@ -173,6 +185,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        malformed = [e for e in exc.errors() if e.get("type") == "json_invalid"]
+        if malformed:
+            context = malformed[0].get("ctx", {}).get("error", "")
+            return problem(
+                400,
+                "malformed_json",
+                "Malformed JSON",
+                f"the body is not valid JSON: {context}".rstrip(": "),
+                request_id(request),
+            )
         errors = [
             FieldError(".".join(str(p) for p in e["loc"] if p != "body") or "body", e["msg"])
             for e in exc.errors()
@@ -189,7 +211,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        type_ = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        type_ = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "http_error"
+        )
         return problem(
             exc.status_code,
             type_,
@@ -199,9 +223,17 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=getattr(exc, "headers", None),
         )
 
-    @app.exception_handler(json.JSONDecodeError)
-    async def _json(request: Request, exc: json.JSONDecodeError) -> JSONResponse:
-        return problem(400, "bad_request", "Malformed JSON", str(exc), request_id(request))
+    @app.exception_handler(DataError)
+    async def _unstorable(request: Request, exc: DataError) -> JSONResponse:
+        # Input the database cannot store (e.g. NUL in text); schemas refuse what they know of.
+        log.warning("database refused a value", exc_info=True)
+        return problem(
+            422,
+            "validation_error",
+            "Invalid input",
+            "the request holds a value that cannot be stored",
+            request_id(request),
+        )
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)

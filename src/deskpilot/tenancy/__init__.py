@@ -7,6 +7,9 @@ from deskpilot.core.component import Component
 from deskpilot.core.redis import purge_tenant_keys
 from deskpilot.tenancy.auth import CredentialResolver
 from deskpilot.tenancy.config import SECTIONS
+from deskpilot.tenancy.handles import ConfigHandle, KeysHandle, OwnTenantHandle, TenancyAdmin
+from deskpilot.tenancy.keys import new_operator_token, parse_key
+from deskpilot.tenancy.lifecycle import PurgeReport
 from deskpilot.tenancy.schemas import (
     ApiKey,
     AuditEntry,
@@ -29,10 +32,15 @@ __all__ = [
     "COMPONENT",
     "ApiKey",
     "AuditEntry",
+    "ConfigHandle",
     "ConfigView",
     "CreatedApiKey",
     "CredentialResolver",
     "KeyCreate",
+    "KeysHandle",
+    "OwnTenantHandle",
+    "PurgeReport",
+    "TenancyAdmin",
     "Tenant",
     "TenantCreate",
     "TenantStatus",
@@ -40,4 +48,6 @@ __all__ = [
     "Tier",
     "TierCreate",
     "TierUpdate",
+    "new_operator_token",
+    "parse_key",
 ]

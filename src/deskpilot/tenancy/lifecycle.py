@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -17,6 +18,8 @@ from deskpilot.tenancy.contexts import operator_context
 from deskpilot.tenancy.models import TenantConfigRow, TenantRow
 from deskpilot.tenancy.schemas import Tenant, TenantCreate, TenantStatus
 from deskpilot.tenancy.service import TenantService
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,22 @@ async def create_tenant(
         return Tenant.model_validate(row)
 
 
+async def list_tenants(
+    resources: Resources,
+    *,
+    status: TenantStatus | None,
+    tier: str | None,
+    after: str | None,
+    limit: int,
+) -> list[Tenant]:
+    """Every tenant (the platform-admin listing): the operator role, across tenants."""
+    async with resources.db.dangerously_unscoped_session() as session:
+        rows = await repo.unscoped_list_tenants(
+            session, status=status.value if status else None, tier=tier, after=after, limit=limit
+        )
+        return [Tenant.model_validate(r) for r in rows]
+
+
 def tenant_tables() -> list[str]:
     """Every tenant-owned table, children before parents."""
     return [t.name for t in reversed(Base.metadata.sorted_tables) if "tenant_id" in t.c]
@@ -113,4 +132,7 @@ async def delete_tenant(
                 delete(table).where(table.c.tenant_id == tenant.tenant_id)
             )
             deleted[name] = int(result.rowcount)  # type: ignore[attr-defined]
+    log.info(
+        "tenant deleted", extra={"tenant_id": tenant_id, "rows": deleted, "by": operator.principal}
+    )
     return PurgeReport(tenant_id, deleted, len(purge_steps))

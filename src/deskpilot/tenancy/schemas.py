@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from deskpilot.core.context import Scope
 
@@ -22,6 +22,16 @@ def check_slug(value: str) -> str:
     if not SLUG_RE.fullmatch(value) or "--" in value:
         raise ValueError(f"invalid slug {value!r}: {SLUG_RULE}")
     return value
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+Slug = Annotated[str, AfterValidator(check_slug)]
 
 
 class TenantStatus(StrEnum):
@@ -100,48 +110,38 @@ class ConfigView(Frozen):
 
 
 class TenantCreate(Strict):
-    tenant_id: str = Field(description=f"Slug id: {SLUG_RULE}.")
-    display_name: str = Field(min_length=1, max_length=200)
-    tier: str = "free"
+    tenant_id: Slug = Field(description=f"Slug id: {SLUG_RULE}.")
+    display_name: Text = Field(min_length=1, max_length=200)
+    tier: Slug = "free"
     billing_anchor_day: int = Field(default=1, ge=1, le=28)
-
-    @field_validator("tenant_id")
-    @classmethod
-    def _valid_slug(cls, value: str) -> str:
-        return check_slug(value)
 
 
 class TenantUpdate(Strict):
-    display_name: str | None = Field(default=None, min_length=1, max_length=200)
-    tier: str | None = None
+    display_name: Text | None = Field(default=None, min_length=1, max_length=200)
+    tier: Slug | None = None
     billing_anchor_day: int | None = Field(default=None, ge=1, le=28)
 
 
 class SuspendRequest(Strict):
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500)
 
 
 class TierCreate(Strict):
-    name: str
-    display_name: str = Field(min_length=1, max_length=200)
-    description: str = Field(default="", max_length=2000)
+    name: Slug
+    display_name: Text = Field(min_length=1, max_length=200)
+    description: Text = Field(default="", max_length=2000)
     config: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("name")
-    @classmethod
-    def _valid_slug(cls, value: str) -> str:
-        return check_slug(value)
 
 
 class TierUpdate(Strict):
-    display_name: str | None = Field(default=None, min_length=1, max_length=200)
-    description: str | None = Field(default=None, max_length=2000)
+    display_name: Text | None = Field(default=None, min_length=1, max_length=200)
+    description: Text | None = Field(default=None, max_length=2000)
     config: dict[str, Any] | None = Field(
         default=None, description="JSON merge patch onto the tier's layer (null removes a key)."
     )
 
 
 class KeyCreate(Strict):
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     scopes: tuple[Scope, ...] = Field(min_length=1)
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)

@@ -287,7 +287,7 @@ class TierService:
         self._session.add(row)
         repo.record_platform_audit(
             self._session,
-            actor=operator.principal,
+            actor=f"operator:{operator.principal}",
             action="tier.create",
             target=body.name,
             old=None,
@@ -318,7 +318,7 @@ class TierService:
         }
         repo.record_platform_audit(
             self._session,
-            actor=operator.principal,
+            actor=f"operator:{operator.principal}",
             action="tier.update",
             target=name,
             old=old,
@@ -336,7 +336,7 @@ class TierService:
         await self._session.delete(row)
         repo.record_platform_audit(
             self._session,
-            actor=operator.principal,
+            actor=f"operator:{operator.principal}",
             action="tier.delete",
             target=name,
             old={"config": self._schema.redact(row.config)},

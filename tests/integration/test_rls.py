@@ -6,11 +6,12 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import ProgrammingError
 
-from deskpilot.core.context import ALL_SCOPES, TenantContext
-from deskpilot.core.errors import TenantScopeError
+from deskpilot.core.context import ALL_SCOPES, OperatorContext, Scope, TenantContext
+from deskpilot.core.errors import MissingScope, TenantScopeError
 from deskpilot.platform import Platform
 from deskpilot.tenancy.models import ApiKeyRow, TenantRow
 from deskpilot.tenancy.repository import KeyRepo
+from deskpilot.tenancy.schemas import KeyCreate
 from tests.conftest import TenantFixture
 
 TENANT_TABLES = ("tenants", "api_keys", "tenant_config", "audit_log")
@@ -140,3 +141,27 @@ async def test_a_forged_context_sees_only_the_claimed_tenant(
     async with platform.resources.db.tenant_session(tenant=forged) as session:
         owners = set((await session.execute(text("SELECT tenant_id FROM api_keys"))).scalars())
     assert owners == {tenant_b.slug}
+
+
+async def test_python_api_checks_scopes_too(
+    platform: Platform, operator: OperatorContext, tenant_a: TenantFixture
+) -> None:
+    """The HTTP dependency is not the only gate: a context without tenant:admin cannot manage
+    keys or config through the Python API either."""
+    narrow = (
+        await platform.tenant(tenant_a.context).keys.create(
+            KeyCreate(name="narrow", scopes=(Scope.LLM,))
+        )
+    ).secret
+    context = await platform.authenticate(narrow)
+    handle = platform.tenant(context)
+    for attempt in (
+        handle.keys.list(),
+        handle.keys.create(KeyCreate(name="escalate", scopes=(Scope.TENANT_ADMIN,))),
+        handle.config.view(),
+        handle.config.patch({"general": {"locale": "de"}}),
+        handle.config.audit(),
+    ):
+        with pytest.raises(MissingScope):
+            await attempt
+    assert len(await platform.tenant(tenant_a.context).keys.list()) == 2

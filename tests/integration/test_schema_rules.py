@@ -44,8 +44,10 @@ async def test_tenant_tables_enable_and_force_rls_with_a_policy(platform: Platfo
                 )
             ).all()
             by_name = {p[0]: p for p in policies}
+            assert set(by_name) == {"tenant_isolation", "operator_access"}, table.relname
             assert "current_setting('deskpilot.tenant_id'" in by_name["tenant_isolation"][1]
             assert by_name["tenant_isolation"][2] == ["deskpilot_app"], table.relname
+            assert by_name["operator_access"][2] == ["deskpilot_operator"], table.relname
 
 
 async def test_tenant_id_is_not_null_and_leads_every_key_and_index(platform: Platform) -> None:
@@ -86,3 +88,25 @@ async def test_migrations_match_the_models(platform: Platform) -> None:
     async with platform.resources.db.engine.connect() as conn:
         differences = await conn.run_sync(diff)
     assert differences == []
+
+
+async def test_foreign_keys_between_tenant_tables_carry_tenant_id(platform: Platform) -> None:
+    """Ready for Citus: a reference from one tenant table to another includes tenant_id."""
+    tenant_tables = {t.relname for t in await _tenant_tables(platform)}
+    async with platform.resources.db.engine.connect() as conn:
+        foreign_keys = (
+            await conn.execute(
+                text(
+                    "SELECT conname, conrelid::regclass::text, confrelid::regclass::text, "
+                    "array(SELECT attname FROM pg_attribute WHERE attrelid = conrelid "
+                    "AND attnum = ANY(conkey)) FROM pg_constraint WHERE contype = 'f' "
+                    "AND connamespace = 'public'::regnamespace"
+                )
+            )
+        ).all()
+    between_tenant_tables = [
+        fk for fk in foreign_keys if fk[1] in tenant_tables and fk[2] in tenant_tables
+    ]
+    assert between_tenant_tables, "expected tenant tables referencing tenants"
+    for name, _, _, columns in between_tenant_tables:
+        assert "tenant_id" in columns, f"{name} does not include tenant_id"

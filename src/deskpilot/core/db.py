@@ -15,8 +15,10 @@ carries a tenant or a role into the next transaction, with or without a transact
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
@@ -111,22 +113,26 @@ class Database:
         )
 
     @classmethod
-    async def open(cls, settings: Settings) -> Database:
-        import asyncio
-
+    async def connect(cls, settings: Settings, **engine_options: Any) -> Database:
+        """Start (or attach to) the embedded server, or use DATABASE_URL; no checks yet.
+        ``engine_options`` go to SQLAlchemy (``doctor`` uses a single unpooled connection)."""
         embedded: EmbeddedPostgres | None = None
         if settings.database_url is None:
             embedded = EmbeddedPostgres(settings.pgdata)
             url = await asyncio.to_thread(embedded.start)
         else:
             url = async_url(settings.database_url.get_secret_value())
-        engine = create_async_engine(
-            url,
-            pool_size=settings.db_pool_size,
-            max_overflow=settings.db_pool_size,
-            pool_pre_ping=True,
-        )
-        db = cls(engine, embedded)
+        options: dict[str, Any] = {
+            "pool_size": settings.db_pool_size,
+            "max_overflow": settings.db_pool_size,
+            "pool_pre_ping": True,
+        }
+        return cls(create_async_engine(url, **(engine_options or options)), embedded)
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Database:
+        """``connect``, then check the server (version, pgvector) or fail saying how to fix it."""
+        db = await cls.connect(settings)
         try:
             await db.check_server()
         except BaseException:
@@ -137,8 +143,6 @@ class Database:
     async def close(self) -> None:
         await self.engine.dispose()
         if self.embedded is not None:
-            import asyncio
-
             await asyncio.to_thread(self.embedded.stop)
             self.embedded = None
 

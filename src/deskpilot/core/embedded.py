@@ -34,9 +34,13 @@ class EmbeddedPostgres:
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         try:
-            server = get_server(self.pgdata, cleanup_mode="stop")
-            # get_server returns one shared object per data directory in a process; entering it
-            # counts this handle, so closing one Platform never stops another one's server.
+            # One shared object per data directory in a process. ``start`` registers this
+            # process among the server's users (and starts it if needed); it must run again
+            # whenever this process holds no handle, since releasing the last one unregistered
+            # it. Entering counts this handle, so closing one Platform never stops another's.
+            server = get_server(self.pgdata, cleanup_mode="stop", start=False)
+            if server._count == 0:
+                server.start()
             self._server = server.__enter__()
         except Exception as exc:
             raise SetupError(

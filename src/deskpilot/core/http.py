@@ -15,6 +15,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,6 +31,48 @@ log = logging.getLogger("deskpilot.http")
 
 def request_id(request: Request) -> str:
     return str(request.scope.get("state", {}).get("request_id", ""))
+
+
+class ProblemField(BaseModel):
+    path: str
+    message: str
+
+
+class Problem(BaseModel):
+    """The body of every error response (RFC 9457 problem details)."""
+
+    type: str = Field(description="Machine-readable error type, e.g. 'not_found'.")
+    title: str
+    status: int
+    detail: str
+    request_id: str
+    errors: list[ProblemField] | None = Field(
+        default=None, description="Offending fields, by dotted path."
+    )
+
+
+_STATUS_TEXT = {
+    400: "Malformed request",
+    401: "Missing or invalid credential",
+    403: "Not allowed",
+    404: "Not found",
+    409: "Conflict",
+    413: "Body too large",
+    422: "Invalid input",
+    503: "A backing service is unreachable",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` declaring the problem shape for these statuses."""
+    return {
+        status: {
+            "model": Problem,
+            "description": _STATUS_TEXT.get(status, "Error"),
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }
 
 
 def problem(
@@ -172,7 +215,7 @@ class _BodyTooLargeError(Exception):
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DeskpilotError)
     async def _domain(request: Request, exc: DeskpilotError) -> JSONResponse:
-        headers = {"www-authenticate": "Bearer"} if exc.status == 401 else None
+        headers = {401: {"www-authenticate": "Bearer"}, 503: {"retry-after": "1"}}.get(exc.status)
         return problem(
             exc.status,
             exc.type,

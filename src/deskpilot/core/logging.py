@@ -20,7 +20,7 @@ _SECRET_KEYS = re.compile(
 )
 _SECRET_VALUES = (
     (re.compile(r"\b(dp_[a-z0-9-]+_[a-z0-9]{10})_[A-Za-z0-9]{40}\b"), r"\1_***"),
-    (re.compile(r"\bdpo_[A-Za-z0-9]{48}\b"), "dpo_***"),
+    (re.compile(r"\bdpo_[A-Za-z0-9_\-]{16,}"), "dpo_***"),
     (re.compile(r"(?i)\b(bearer)\s+[^\s\"',]+"), r"\1 ***"),
     (re.compile(r"(?i)(://[^:/@\s]+:)[^@\s]+@"), r"\1***@"),  # passwords in URLs
 )

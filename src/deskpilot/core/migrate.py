@@ -38,15 +38,12 @@ async def migrate(db: Database) -> str | None:
         command.upgrade(config, "head")
         return MigrationContext.configure(sync_conn).get_current_revision()
 
+    # One transaction, holding a transaction-level lock: released by the commit (or rollback),
+    # so it cannot stay behind on a pooled connection. Alembic joins the open transaction.
     async with db.engine.connect() as conn:
-        await conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+        revision = await conn.run_sync(upgrade)
         await conn.commit()
-        try:
-            revision = await conn.run_sync(upgrade)
-            await conn.commit()
-        finally:
-            await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK})
-            await conn.commit()
     return revision
 
 

@@ -30,11 +30,13 @@ def create_roles() -> None:
             END $$;
             """
         )
-        # Role names are this module's constants, not input.
+        # Role names are this module's constants, not input. Granting again would need
+        # ADMIN OPTION on PostgreSQL 16+, so a membership an operator set up is left alone.
         grant = (
             "DO $$ BEGIN IF NOT (SELECT rolsuper FROM pg_roles "  # noqa: S608
-            f"WHERE rolname = current_user) THEN EXECUTE 'GRANT {role} TO ' "
-            "|| quote_ident(current_user); END IF; END $$;"
+            f"WHERE rolname = current_user) AND NOT pg_has_role(current_user, '{role}', "
+            f"'MEMBER') THEN EXECUTE 'GRANT {role} TO ' || quote_ident(current_user); "
+            "END IF; END $$;"
         )
         op.execute(grant)
     op.execute(f"GRANT USAGE ON SCHEMA public TO {APP_ROLE}, {OPERATOR_ROLE}")

@@ -16,7 +16,9 @@ def default_home() -> Path:
 class Settings(BaseSettings):
     """Deployment settings. Every field is documented in ``docs/operators/configuration.md``."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     database_url: SecretStr | None = Field(
         default=None,
@@ -26,7 +28,7 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = Field(
         default=None,
         validation_alias="REDIS_URL",
-        description="Redis for cross-process caches, invalidation, rate limits. Unset: in-process.",
+        description="Redis for cross-process invalidation (and later caches). Unset: in-process.",
     )
     home: Path = Field(default_factory=default_home, validation_alias="DESKPILOT_HOME")
     admin_token: SecretStr | None = Field(
@@ -70,7 +72,7 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "must be at least 32 characters and must not look like a tenant key "
                     '(generate one with: python -c \'import secrets; print("dpo_" + '
-                    "secrets.token_urlsafe(36))')"
+                    "secrets.token_hex(24))')"
                 )
         return value
 

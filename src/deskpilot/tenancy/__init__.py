@@ -11,11 +11,13 @@ from deskpilot.tenancy.handles import ConfigHandle, KeysHandle, OwnTenantHandle,
 from deskpilot.tenancy.keys import new_operator_token, parse_key
 from deskpilot.tenancy.lifecycle import PurgeReport
 from deskpilot.tenancy.schemas import (
+    SLUG_RULE,
     ApiKey,
     AuditEntry,
     ConfigView,
     CreatedApiKey,
     KeyCreate,
+    SuspendRequest,
     Tenant,
     TenantCreate,
     TenantStatus,
@@ -30,6 +32,7 @@ COMPONENT = Component(name="tenancy", config_sections=SECTIONS, purge_steps=(pur
 
 __all__ = [
     "COMPONENT",
+    "SLUG_RULE",
     "ApiKey",
     "AuditEntry",
     "ConfigHandle",
@@ -40,6 +43,7 @@ __all__ = [
     "KeysHandle",
     "OwnTenantHandle",
     "PurgeReport",
+    "SuspendRequest",
     "TenancyAdmin",
     "Tenant",
     "TenantCreate",

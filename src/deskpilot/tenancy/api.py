@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Response
 
+from deskpilot.core.http import problem_responses
 from deskpilot.deps import Operator, PlatformDep, Tenant, TenantAdmin
 from deskpilot.tenancy.lifecycle import PurgeReport
 from deskpilot.tenancy.schemas import (
@@ -27,8 +28,16 @@ from deskpilot.tenancy.schemas import (
     Tenant as TenantOut,
 )
 
-admin = APIRouter(prefix="/admin", tags=["admin"])
-tenant_api = APIRouter(prefix="/v1", tags=["tenant"])
+admin = APIRouter(
+    prefix="/admin",
+    tags=["admin"],
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422, 503),
+)
+tenant_api = APIRouter(
+    prefix="/v1",
+    tags=["tenant"],
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422, 503),
+)
 
 ConfigPatch = Annotated[
     dict[str, Any],

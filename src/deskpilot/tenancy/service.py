@@ -16,7 +16,6 @@ from deskpilot.core.db import mark_changed
 from deskpilot.core.errors import (
     Conflict,
     FieldError,
-    Forbidden,
     LimitReached,
     NotFound,
     ValidationFailed,
@@ -62,13 +61,8 @@ class KeysService:
         self._session = session
 
     async def create(self, body: KeyCreate, *, tenant: TenantContext) -> CreatedApiKey:
+        tenant.require(Scope.TENANT_ADMIN)
         limits = tenant.section("keys")
-        refused = [s for s in body.scopes if not tenant.has(s)]
-        if refused:
-            raise Forbidden(
-                "a key cannot grant scopes its creator does not hold",
-                tuple(FieldError("scopes", f"'{s.value}' not held") for s in refused),
-            )
         allowed = set(limits.get("allowed_scopes", ()))
         outside = [s for s in body.scopes if s.value not in allowed]
         if outside:
@@ -112,13 +106,16 @@ class KeysService:
         return CreatedApiKey(key=_key_dto(row), secret=parsed.token)
 
     async def list(self, *, tenant: TenantContext, include_revoked: bool = False) -> list[ApiKey]:
+        tenant.require(Scope.TENANT_ADMIN)
         rows = await self._keys.list_keys(tenant=tenant, include_revoked=include_revoked)
         return [_key_dto(r) for r in rows]
 
     async def get(self, key_id: str, *, tenant: TenantContext) -> ApiKey:
+        tenant.require(Scope.TENANT_ADMIN)
         return _key_dto(await self._row(key_id, tenant=tenant))
 
     async def revoke(self, key_id: str, *, tenant: TenantContext) -> ApiKey:
+        tenant.require(Scope.TENANT_ADMIN)
         row = await self._row(key_id, tenant=tenant)
         if row.revoked_at is None:
             row.revoked_at = datetime.now(UTC)
@@ -143,6 +140,7 @@ class ConfigService:
         self._audit = repo.AuditRepo(session)
 
     async def view(self, *, tenant: TenantContext) -> ConfigView:
+        tenant.require(Scope.TENANT_ADMIN)
         state = await self._state(tenant)
         redact = self._schema.redact
         return ConfigView(
@@ -159,6 +157,7 @@ class ConfigService:
         self, patch: Mapping[str, Any], *, tenant: TenantContext, as_operator: bool
     ) -> ConfigView:
         """Apply a JSON merge patch to the tenant's overrides, validated against all layers."""
+        tenant.require(Scope.TENANT_ADMIN)
         if not as_operator:
             self._schema.check_tenant_editable(patch)
         state = await self._state(tenant)
@@ -189,6 +188,7 @@ class ConfigService:
     async def audit(
         self, *, tenant: TenantContext, limit: int = 100, before: str | None = None
     ) -> list[AuditEntry]:
+        tenant.require(Scope.TENANT_ADMIN)
         rows = await self._audit.recent(tenant=tenant, limit=limit, before=before)
         return [AuditEntry.model_validate(r) for r in rows]
 
@@ -214,6 +214,7 @@ class TenantService:
         return Tenant.model_validate(row)
 
     async def update(self, body: TenantUpdate, *, tenant: TenantContext) -> Tenant:
+        tenant.require(Scope.TENANT_ADMIN)
         row = await self._tenants.get_for_update(tenant=tenant)
         if row is None:
             raise NotFound(f"no tenant '{tenant.tenant_id}'")
@@ -241,6 +242,7 @@ class TenantService:
     async def set_status(
         self, status: TenantStatus, *, tenant: TenantContext, reason: str | None = None
     ) -> Tenant:
+        tenant.require(Scope.TENANT_ADMIN)
         row = await self._tenants.get_for_update(tenant=tenant)
         if row is None:
             raise NotFound(f"no tenant '{tenant.tenant_id}'")
@@ -291,7 +293,11 @@ class TierService:
             action="tier.create",
             target=body.name,
             old=None,
-            new=self._schema.redact(body.model_dump()),
+            new={
+                "display_name": body.display_name,
+                "description": body.description,
+                "config": self._schema.redact(body.config),
+            },
         )
         await self._flush_unique(body.name)
         return Tier.model_validate(row)
@@ -324,7 +330,8 @@ class TierService:
             old=old,
             new=new,
         )
-        mark_changed(self._session, ALL_TENANTS)  # every tenant on the tier
+        if body.config is not None:
+            mark_changed(self._session, ALL_TENANTS)  # every tenant on the tier
         await self._session.flush()
         return Tier.model_validate(row)
 

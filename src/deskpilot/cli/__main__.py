@@ -1,0 +1,5 @@
+"""``python -m deskpilot.cli``."""
+
+from deskpilot.cli import main
+
+main()

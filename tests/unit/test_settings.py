@@ -36,3 +36,15 @@ def test_database_urls_are_normalised_to_asyncpg(given: str, expected: str) -> N
 def test_non_postgres_urls_are_refused_with_a_fix() -> None:
     with pytest.raises(SetupError, match="PostgreSQL URL"):
         async_url("sqlite:///x.db")
+
+
+def test_only_deskpilot_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``HOME`` (and other field-named variables) must not leak into the settings."""
+    monkeypatch.setenv("HOME", "/tmp/not-deskpilot")
+    monkeypatch.setenv("LOG_LEVEL", "DEBUG")
+    monkeypatch.delenv("DESKPILOT_HOME", raising=False)
+    monkeypatch.delenv("DESKPILOT_LOG_LEVEL", raising=False)
+    settings = Settings()
+    assert str(settings.home) != "/tmp/not-deskpilot"
+    assert settings.home.name == "deskpilot"
+    assert settings.log_level == "INFO"

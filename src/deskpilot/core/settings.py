@@ -16,9 +16,9 @@ def default_home() -> Path:
 class Settings(BaseSettings):
     """Deployment settings. Every field is documented in ``docs/operators/configuration.md``."""
 
-    model_config = SettingsConfigDict(
-        env_file=".env", extra="ignore", frozen=True, populate_by_name=True
-    )
+    # Only the aliases are read (no populate_by_name): a field name such as ``home`` must never
+    # match an unrelated environment variable (HOME).
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
 
     database_url: SecretStr | None = Field(
         default=None,

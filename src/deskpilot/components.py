@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from deskpilot.core.component import Component
+from deskpilot.metering import COMPONENT as METERING
+from deskpilot.quotas import COMPONENT as QUOTAS
 from deskpilot.tenancy import COMPONENT as TENANCY
 
-BUILTIN: tuple[Component, ...] = (TENANCY,)
+BUILTIN: tuple[Component, ...] = (TENANCY, METERING, QUOTAS)

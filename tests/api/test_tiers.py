@@ -90,7 +90,7 @@ async def test_tier_name_must_be_a_slug(
         ({"keys": {"max_active_keys": 0}}, "keys.max_active_keys"),
         ({"keys": {"allowed_scopes": ["root"]}}, "keys.allowed_scopes.0"),
         ({"general": {"timezone": "Atlantis/Capital"}}, "general.timezone"),
-        ({"billing": {"plan": "gold"}}, "billing"),
+        ({"invoicing": {"plan": "gold"}}, "invoicing"),
         ({"keys": "many"}, "keys"),
     ],
 )

@@ -25,7 +25,7 @@ def test_show_effective_configuration(invoke: Invoke) -> None:
 
     layers = config(invoke, tenant)
     assert layers["platform"]["keys"]["max_active_keys"] == 20
-    assert layers["tier_layer"] == {"keys": {"max_active_keys": 3}}
+    assert layers["tier_layer"]["keys"] == {"max_active_keys": 3}
     assert layers["overrides"] == {}
 
     plain = ok(invoke("config", "show", "-t", tenant)).stdout

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -38,13 +40,15 @@ def test_non_postgres_urls_are_refused_with_a_fix() -> None:
         async_url("sqlite:///x.db")
 
 
-def test_only_deskpilot_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_only_deskpilot_variables_are_read(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """``HOME`` (and other field-named variables) must not leak into the settings."""
-    monkeypatch.setenv("HOME", "/tmp/not-deskpilot")
+    monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("LOG_LEVEL", "DEBUG")
     monkeypatch.delenv("DESKPILOT_HOME", raising=False)
     monkeypatch.delenv("DESKPILOT_LOG_LEVEL", raising=False)
     settings = Settings()
-    assert str(settings.home) != "/tmp/not-deskpilot"
+    assert settings.home != tmp_path
     assert settings.home.name == "deskpilot"
     assert settings.log_level == "INFO"

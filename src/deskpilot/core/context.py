@@ -37,6 +37,7 @@ class TenantContext:
     principal: str
     scopes: frozenset[Scope]
     key_id: str | None = None
+    billing_anchor_day: int = 1  # billing periods start on this day of the month (UTC)
 
     def has(self, scope: Scope) -> bool:
         return scope in self.scopes or Scope.TENANT_ADMIN in self.scopes

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,14 @@ class DeskpilotError(Exception):
 
     def __str__(self) -> str:
         return self.detail
+
+    def extra(self) -> dict[str, Any]:
+        """Machine-readable members added to the problem body (e.g. a quota's limit)."""
+        return {}
+
+    def retry_after(self) -> int | None:
+        """Seconds for the ``Retry-After`` header, when retrying later can succeed."""
+        return 1 if self.status == 503 else None
 
 
 class BadRequest(DeskpilotError):

@@ -54,6 +54,7 @@ class Problem(BaseModel):
 _STATUS_TEXT = {
     400: "Malformed request",
     401: "Missing or invalid credential",
+    429: "Quota exceeded (body: quota, limit, used, requested, reset_at)",
     403: "Not allowed",
     404: "Not found",
     409: "Conflict",
@@ -83,8 +84,10 @@ def problem(
     rid: str,
     errors: list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
+        **(extra or {}),
         "type": type_,
         "title": title,
         "status": status,
@@ -215,7 +218,12 @@ class _BodyTooLargeError(Exception):
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DeskpilotError)
     async def _domain(request: Request, exc: DeskpilotError) -> JSONResponse:
-        headers = {401: {"www-authenticate": "Bearer"}, 503: {"retry-after": "1"}}.get(exc.status)
+        headers: dict[str, str] = {}
+        if exc.status == 401:
+            headers["www-authenticate"] = "Bearer"
+        retry = exc.retry_after()
+        if retry is not None:
+            headers["retry-after"] = str(retry)
         return problem(
             exc.status,
             exc.type,
@@ -223,7 +231,8 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.detail,
             request_id(request),
             _field_errors(exc.errors),
-            headers,
+            headers or None,
+            exc.extra(),
         )
 
     @app.exception_handler(RequestValidationError)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, MetaData, String, func
+from sqlalchemy import DateTime, ForeignKeyConstraint, MetaData, String, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -47,6 +47,11 @@ class Timestamps:
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), default=utcnow, onupdate=utcnow
     )
+
+
+def tenant_fk() -> ForeignKeyConstraint:
+    """The reference every tenant-owned table (but ``tenants``) makes to its tenant."""
+    return ForeignKeyConstraint(["tenant_id"], ["tenants.tenant_id"])
 
 
 def is_tenant_owned(model: type[Any]) -> bool:

@@ -6,7 +6,9 @@ from __future__ import annotations
 from alembic import context
 
 from deskpilot.core.models import Base
-from deskpilot.tenancy import models as _tenancy_models  # noqa: F401  (registers tables)
+from deskpilot.metering import models as _metering_models  # noqa: F401  (registers tables)
+from deskpilot.quotas import models as _quota_models  # noqa: F401
+from deskpilot.tenancy import models as _tenancy_models  # noqa: F401
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=Base.metadata, compare_type=True)

@@ -42,6 +42,7 @@ def build_context(
         principal=principal,
         scopes=frozenset(scopes),
         key_id=key_id,
+        billing_anchor_day=state.tenant.billing_anchor_day,
     )
 
 

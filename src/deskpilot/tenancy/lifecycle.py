@@ -125,7 +125,9 @@ async def delete_tenant(
     for step in purge_steps:
         await step(resources, tenant=tenant)
     deleted: dict[str, int] = {}
-    async with resources.db.tenant_session(tenant=tenant) as session:
+    # The operator role: the usage ledger is append-only for the application role. Every
+    # statement names the tenant explicitly.
+    async with resources.db.dangerously_unscoped_session() as session:
         for name in tenant_tables():
             table = Base.metadata.tables[name]
             result = await session.execute(

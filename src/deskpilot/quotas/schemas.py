@@ -1,0 +1,126 @@
+"""Quota dimensions, reservations and the refusal a caller sees."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from deskpilot.core.errors import DeskpilotError
+
+
+class Window(StrEnum):
+    MINUTE = "minute"  # rate limits: fixed one-minute windows, UTC
+    DAY = "day"  # UTC day
+    PERIOD = "period"  # billing period from the tenant's anchor day, UTC
+    NONE = "none"  # gauges: what is held at once (concurrency, stored amounts)
+
+
+class Dimension(StrEnum):
+    REQUESTS_PER_MINUTE = "requests_per_minute"
+    TOKENS_PER_MINUTE = "tokens_per_minute"
+    TOKENS_PER_PERIOD = "tokens_per_period"
+    SPEND_PER_PERIOD = "spend_per_period"
+    DOCUMENTS = "documents"
+    STORAGE_BYTES = "storage_bytes"
+    CACHE_BYTES = "cache_bytes"
+    AGENT_RUNS_PER_DAY = "agent_runs_per_day"
+    CONCURRENT_AGENT_RUNS = "concurrent_agent_runs"
+
+    @property
+    def window(self) -> Window:
+        return _WINDOWS[self]
+
+    @property
+    def is_rate(self) -> bool:
+        return self.window is Window.MINUTE
+
+
+_WINDOWS = {
+    Dimension.REQUESTS_PER_MINUTE: Window.MINUTE,
+    Dimension.TOKENS_PER_MINUTE: Window.MINUTE,
+    Dimension.TOKENS_PER_PERIOD: Window.PERIOD,
+    Dimension.SPEND_PER_PERIOD: Window.PERIOD,
+    Dimension.DOCUMENTS: Window.NONE,
+    Dimension.STORAGE_BYTES: Window.NONE,
+    Dimension.CACHE_BYTES: Window.NONE,
+    Dimension.AGENT_RUNS_PER_DAY: Window.DAY,
+    Dimension.CONCURRENT_AGENT_RUNS: Window.NONE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """One dimension of a reservation: the amount held in one window."""
+
+    dimension: Dimension
+    window_start: datetime
+    window_end: datetime | None
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Amounts held for one piece of work until settled, released, or the lease expires."""
+
+    reservation_id: str
+    tenant_id: str
+    request_id: str
+    holds: tuple[Hold, ...]
+    expires_at: datetime
+    warnings: tuple[QuotaWarning, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaWarning:
+    """Past the soft threshold, not the limit: the response carries a warning header."""
+
+    dimension: Dimension
+    limit: Decimal
+    used: Decimal
+    reset_at: datetime | None
+
+
+class QuotaExceeded(DeskpilotError):
+    """A hard limit refuses the work. HTTP 429; the body names the quota, limit, used amount
+    and reset time, and ``Retry-After`` says when a rate limit resets."""
+
+    status, type, title = 429, "quota_exceeded", "Quota exceeded"
+
+    def __init__(
+        self,
+        dimension: Dimension,
+        *,
+        limit: Decimal,
+        used: Decimal,
+        requested: Decimal,
+        reset_at: datetime | None,
+    ) -> None:
+        super().__init__(
+            f"{dimension.value}: {used} used + {requested} requested exceeds the limit {limit}"
+        )
+        self.dimension = dimension
+        self.limit = limit
+        self.used = used
+        self.requested = requested
+        self.reset_at = reset_at
+
+    def extra(self) -> dict[str, Any]:
+        return {
+            "quota": self.dimension.value,
+            "limit": str(self.limit),
+            "used": str(self.used),
+            "requested": str(self.requested),
+            "reset_at": self.reset_at.isoformat() if self.reset_at else None,
+        }
+
+    def retry_after(self) -> int | None:
+        """Rate and daily limits reset soon: say when. A billing period's reset is in the
+        body (``reset_at``); gauges free up when held amounts are released."""
+        if self.reset_at is None or self.dimension.window not in (Window.MINUTE, Window.DAY):
+            return None
+        seconds = (self.reset_at - datetime.now(UTC)).total_seconds()
+        return max(1, math.ceil(seconds))

@@ -20,6 +20,7 @@ from deskpilot.core.http import (
 )
 from deskpilot.core.logging import configure_logging
 from deskpilot.core.settings import Settings
+from deskpilot.metering.api import admin_usage, tenant_usage
 from deskpilot.platform import Platform
 from deskpilot.tenancy.api import admin, tenant_api
 
@@ -59,6 +60,8 @@ def create_app(
     install_error_handlers(app)
     app.include_router(admin)
     app.include_router(tenant_api)
+    app.include_router(admin_usage)
+    app.include_router(tenant_usage)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -11,20 +11,29 @@ components through their public surfaces only.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
 from types import TracebackType
 
 from deskpilot.components import BUILTIN
 from deskpilot.core.component import Component
 from deskpilot.core.config import ConfigSchema
-from deskpilot.core.context import OperatorContext, TenantContext
+from deskpilot.core.context import OperatorContext, Scope, TenantContext
 from deskpilot.core.db import Database
 from deskpilot.core.invalidation import InvalidationBus, RedisInvalidationBus
-from deskpilot.core.migrate import migrate
+from deskpilot.core.migrate import current_revision, head_revision, migrate
 from deskpilot.core.redis import open_redis
-from deskpilot.core.resources import Resources
+from deskpilot.core.resources import PurgeStep, Resources
 from deskpilot.core.settings import Settings
+from deskpilot.metered import MeteredWork
+from deskpilot.metering import Meter, MeteringAdmin, PriceTable, UsageHandle, ensure_partitions
+from deskpilot.quotas import Dimension, QuotaService, QuotaStatus, quota_backend
+from deskpilot.storage_measurement import Measurement, measure_storage
 from deskpilot.tenancy import (
     ConfigHandle,
     CredentialResolver,
@@ -34,6 +43,8 @@ from deskpilot.tenancy import (
     Tenant,
     new_operator_token,
 )
+
+log = logging.getLogger(__name__)
 
 
 def operator_token(settings: Settings) -> str:
@@ -49,12 +60,16 @@ def operator_token(settings: Settings) -> str:
     return path.read_text().strip()
 
 
+MAINTENANCE_SECONDS = 6 * 3600
+
+
 class Platform:
     def __init__(
         self,
         resources: Resources,
         bus: InvalidationBus,
         components: Sequence[Component],
+        prices: PriceTable,
     ) -> None:
         self.resources = resources
         self.components = tuple(components)
@@ -69,6 +84,10 @@ class Platform:
         )
         resources.db.on_commit(bus.publish)
         self.operator_token = operator_token(settings)
+        self.meter = Meter(resources, prices)
+        self.quotas = QuotaService(resources, quota_backend(resources))
+        self.meter.on_durable(self.quotas.on_durable)
+        self._maintenance: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(
@@ -85,6 +104,10 @@ class Platform:
         try:
             if run_migrations:
                 await migrate(db)
+            prices = PriceTable.load_file(settings.prices_file)
+            if run_migrations or await current_revision(db) == head_revision():
+                # (an unmigrated database is reported by whoever asked not to migrate)
+                await ensure_partitions(db, datetime.now(UTC))
             redis = await open_redis(settings)
             bus = InvalidationBus() if redis is None else RedisInvalidationBus(redis)
             await bus.start()
@@ -93,9 +116,30 @@ class Platform:
                 await redis.aclose()
             await db.close()
             raise
-        return cls(Resources(settings, db, schema, redis), bus, components)
+        platform = cls(Resources(settings, db, schema, redis), bus, components, prices)
+        platform._maintenance = asyncio.create_task(
+            platform._maintain(), name="deskpilot-maintenance"
+        )
+        return platform
+
+    async def _maintain(self) -> None:
+        """Monthly ledger partitions ahead of time; expired reservations and old rate windows;
+        storage measurements."""
+        while True:
+            await asyncio.sleep(MAINTENANCE_SECONDS)
+            try:
+                await ensure_partitions(self.resources.db, datetime.now(UTC))
+                await self.quotas.unscoped_purge_expired()
+                await self.measure_storage()
+            except Exception:
+                log.exception("maintenance failed; retrying at the next interval")
 
     async def close(self) -> None:
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._maintenance
+        await self.meter.close()  # flushes queued usage before the database goes
         await self._bus.stop()
         if self.resources.redis is not None:
             await self.resources.redis.aclose()
@@ -116,23 +160,62 @@ class Platform:
         return await self.resolver.resolve(api_key, client_ip=client_ip)
 
     def tenant(self, tenant: TenantContext) -> TenantHandle:
-        return TenantHandle(self.resources, tenant)
+        return TenantHandle(self.resources, tenant, prices=self.meter.prices, quotas=self.quotas)
+
+    async def measure_storage(self) -> int:
+        """Run every component's storage probes for every tenant (maintenance does this every
+        few hours, so at least daily); returns the tenants measured."""
+        probes = [probe for c in self.components for probe in c.storage_probes]
+        admin = self.admin(OperatorContext(principal="maintenance"))
+        job = Measurement(self.resources, admin, self.meter, self.quotas, probes)
+        return await measure_storage(job)
+
+    def metered(
+        self,
+        *,
+        tenant: TenantContext,
+        request_id: str,
+        reserve: Mapping[Dimension, Decimal | int],
+        lease_seconds: float = 120.0,
+    ) -> MeteredWork:
+        """Reserve quota, then record usage durably, then settle (see ``deskpilot.metered``)."""
+        return MeteredWork(
+            self.meter,
+            self.quotas,
+            tenant=tenant,
+            request_id=request_id,
+            reserve=reserve,
+            lease_seconds=lease_seconds,
+        )
 
     def admin(self, operator: OperatorContext) -> AdminHandle:
         steps = [step for c in self.components for step in c.purge_steps]
-        return AdminHandle(self.resources, operator, steps)
+        return AdminHandle(self, operator, steps)
 
 
 class TenantHandle:
     """Everything one tenant may do to its own data, one attribute per component."""
 
     def __init__(
-        self, resources: Resources, tenant: TenantContext, *, as_operator: bool = False
+        self,
+        resources: Resources,
+        tenant: TenantContext,
+        *,
+        prices: PriceTable,
+        quotas: QuotaService,
+        as_operator: bool = False,
     ) -> None:
         self.context = tenant
         self._own = OwnTenantHandle(resources, tenant)
+        self._quotas = quotas
         self.keys = KeysHandle(resources, tenant)
         self.config = ConfigHandle(resources, tenant, as_operator=as_operator)
+        self.usage = UsageHandle(resources, prices, tenant)
+
+    async def quota_status(self) -> list[QuotaStatus]:
+        """Each limited dimension now: limit, used (incl. held), reset time, state."""
+        self.context.require(Scope.USAGE_READ)
+        return await self._quotas.status(tenant=self.context)
 
     async def get(self) -> Tenant:
         return await self._own.get()
@@ -141,5 +224,19 @@ class TenantHandle:
 class AdminHandle(TenancyAdmin):
     """Platform-operator actions, plus acting on one tenant with every component's handle."""
 
+    def __init__(
+        self, platform: Platform, operator: OperatorContext, purge_steps: Sequence[PurgeStep]
+    ) -> None:
+        super().__init__(platform.resources, operator, purge_steps)
+        self._platform = platform
+        self.usage = MeteringAdmin(platform.resources, operator)
+
     async def on_tenant(self, tenant_id: str) -> TenantHandle:
-        return TenantHandle(self._resources, await self.context_for(tenant_id), as_operator=True)
+        platform = self._platform
+        return TenantHandle(
+            self._resources,
+            await self.context_for(tenant_id),
+            prices=platform.meter.prices,
+            quotas=platform.quotas,
+            as_operator=True,
+        )

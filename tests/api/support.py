@@ -26,14 +26,20 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def assert_problem(
-    response: httpx.Response, status: int, type_: str, *, paths: tuple[str, ...] = ()
+    response: httpx.Response,
+    status: int,
+    type_: str,
+    *,
+    paths: tuple[str, ...] = (),
+    extra: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """The response is an RFC 9457 problem of ``status``/``type_`` naming at least ``paths``."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"].split(";")[0].strip() == PROBLEM_JSON
     body: dict[str, Any] = response.json()
     assert body.keys() >= PROBLEM_FIELDS, body
-    assert body.keys() - PROBLEM_FIELDS <= {"errors"}, body
+    assert body.keys() - PROBLEM_FIELDS <= {"errors", *extra}, body
+    assert body.keys() >= extra, body
     assert body["status"] == status
     assert body["type"] == type_, body
     assert isinstance(body["title"], str)

@@ -129,7 +129,7 @@ def test_delete_asks_first_and_reports_the_purge(invoke: Invoke) -> None:
     deleted = ok(invoke("tenants", "delete", tenant, input="y\n"))
     assert f"deleted tenant {tenant}" in deleted.stdout
     lines = deleted.stdout.splitlines()
-    header = lines.index("TABLE          ROWS")
+    header = next(i for i, line in enumerate(lines) if line.split() == ["TABLE", "ROWS"])
     rows = {table: int(count) for table, count in (line.split() for line in lines[header + 1 :])}
     assert rows["tenants"] == 1
     assert rows["api_keys"] == 1

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import date
+
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import text
@@ -9,7 +12,9 @@ from sqlalchemy import text
 from deskpilot.core.context import OperatorContext, Scope
 from deskpilot.core.errors import NotFound, Unauthenticated
 from deskpilot.core.redis import tenant_key
+from deskpilot.metering import StorageMeasurement, UsageEvent
 from deskpilot.platform import Platform
+from deskpilot.quotas import Dimension
 from deskpilot.tenancy.schemas import KeyCreate, TenantCreate
 from tests.conftest import TenantFixture, make_settings, new_tenant
 
@@ -39,9 +44,37 @@ async def rows_holding(platform: Platform, tenant_id: str) -> dict[str, int]:
 
 
 async def _populate(platform: Platform, tenant: TenantFixture) -> None:
+    """Something in every kind of table: keys, config, audit, ledger and rollups, quota
+    counters and an open reservation, storage measurements."""
     handle = platform.tenant(tenant.context)
     await handle.keys.create(KeyCreate(name="second", scopes=(Scope.LLM,)))
     await handle.config.patch({"general": {"timezone": "Europe/Paris"}})
+    request_id = uuid.uuid4().hex
+    await platform.quotas.reserve(
+        tenant=tenant.context,
+        request_id=request_id,
+        amounts={Dimension.REQUESTS_PER_MINUTE: 1, Dimension.CONCURRENT_AGENT_RUNS: 1},
+    )
+    await platform.meter.record(
+        UsageEvent(
+            component="gateway",
+            operation="chat",
+            request_id=request_id,
+            provider="openai",
+            provider_model="gpt-4o",
+            input_tokens=10,
+            output_tokens=5,
+        ),
+        tenant=tenant.context,
+    )
+    await platform.meter.record_storage(
+        [
+            StorageMeasurement(
+                measured_on=date.today(), component="rag", resource="chunks", bytes=1024, items=3
+            )
+        ],
+        tenant=tenant.context,
+    )
 
 
 async def test_delete_purges_every_table(
@@ -54,6 +87,16 @@ async def test_delete_purges_every_table(
 
     report = await platform.admin(operator).delete_tenant(tenant_a.slug)
 
+    # Billing records go with the tenant (docs/concepts/metering-and-quotas.md): export first.
+    for table in (
+        "usage_events",
+        "usage_keys",
+        "usage_rollups",
+        "quota_counters",
+        "quota_reservations",
+        "storage_measurements",
+    ):
+        assert report.rows_deleted[table] >= 1, table
     assert report.rows_deleted["api_keys"] == 2
     assert report.rows_deleted["tenants"] == 1
     assert await rows_holding(platform, tenant_a.slug) == {}

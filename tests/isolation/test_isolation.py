@@ -10,10 +10,14 @@ import pytest
 from fastapi.encoders import jsonable_encoder
 from sqlalchemy import text
 
-import tests.isolation.resources_tenancy  # noqa: F401  (registers its resources)
 from deskpilot.core.errors import Forbidden, NotFound, Unauthenticated
 from deskpilot.platform import Platform
 from tests.conftest import TenantFixture
+from tests.isolation import (  # noqa: F401  (each module registers its resources)
+    resources_metering,
+    resources_quotas,
+    resources_tenancy,
+)
 from tests.isolation.registry import REGISTRY, HttpPath, PythonPath, Resource, Seeded
 
 REFUSED = {401, 403, 404}

@@ -9,7 +9,7 @@ from pathlib import Path
 import deskpilot
 
 PACKAGE = Path(deskpilot.__file__).parent
-COMPONENTS = ("tenancy", "gateway", "rag", "prompts", "cache", "agents", "metering")
+COMPONENTS = ("tenancy", "gateway", "rag", "prompts", "cache", "agents", "metering", "quotas")
 ALLOWED = {
     ("deskpilot.app", "api"),  # includes each component's router
     ("deskpilot.migrations", "models"),  # registers each component's tables

@@ -40,9 +40,7 @@ def test_non_postgres_urls_are_refused_with_a_fix() -> None:
         async_url("sqlite:///x.db")
 
 
-def test_only_deskpilot_variables_are_read(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_only_deskpilot_variables_are_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """``HOME`` (and other field-named variables) must not leak into the settings."""
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("LOG_LEVEL", "DEBUG")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from deskpilot import __version__
-from deskpilot.cli import config, doctor, keys, migrate, serve, tenants, tiers
+from deskpilot.cli import config, doctor, keys, migrate, serve, tenants, tiers, usage
 
 app = typer.Typer(
     name="deskpilot",
@@ -44,6 +44,7 @@ app.add_typer(tenants.app, name="tenants")
 app.add_typer(keys.app, name="keys")
 app.add_typer(config.app, name="config")
 app.add_typer(tiers.app, name="tiers")
+app.add_typer(usage.app, name="usage")
 
 
 def main() -> None:

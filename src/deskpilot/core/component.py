@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel
 
 if TYPE_CHECKING:
-    from deskpilot.core.resources import PurgeStep
+    from deskpilot.core.resources import PurgeStep, StorageProbe
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,3 +34,4 @@ class Component:
     name: str
     config_sections: tuple[ConfigSection, ...] = ()
     purge_steps: tuple[PurgeStep, ...] = ()
+    storage_probes: tuple[StorageProbe, ...] = ()

@@ -18,9 +18,14 @@ async def open_redis(settings: Settings) -> Redis | None:
     """A connected client, or None when ``REDIS_URL`` is unset."""
     if settings.redis_url is None:
         return None
-    from redis.asyncio import Redis
+    from redis.asyncio import BlockingConnectionPool, Redis
 
-    client: Redis = Redis.from_url(settings.redis_url.get_secret_value())
+    # Blocking: a burst waits (up to the timeout) for a free connection instead of failing
+    # with "too many connections".
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url.get_secret_value(), max_connections=64, timeout=5
+    )
+    client: Redis = Redis.from_pool(pool)  # the client owns (and closes) the pool
     try:
         await client.ping()
     except Exception as exc:

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
         validation_alias="DESKPILOT_AUTH_STALE_SECONDS",
         description="How long a cached key keeps working while the database is unreachable.",
     )
+    prices_file: Path | None = Field(
+        default=None,
+        validation_alias="DESKPILOT_PRICES_FILE",
+        description="JSON file of price overrides merged over the bundled price table.",
+    )
     db_pool_size: int = Field(default=10, ge=1, validation_alias="DESKPILOT_DB_POOL_SIZE")
     log_level: str = Field(default="INFO", validation_alias="DESKPILOT_LOG_LEVEL")
     log_json: bool = Field(default=True, validation_alias="DESKPILOT_LOG_JSON")

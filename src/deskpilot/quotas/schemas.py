@@ -9,7 +9,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from deskpilot.core.errors import DeskpilotError
+from deskpilot.core.errors import Conflict, DeskpilotError
 
 
 class Window(StrEnum):
@@ -84,6 +84,12 @@ class QuotaWarning:
     reset_at: datetime | None
 
 
+def plain(amount: Decimal) -> str:
+    """An exact decimal without exponent or trailing zeros: ``2``, ``0.35``."""
+    text = format(amount, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 class QuotaExceeded(DeskpilotError):
     """A hard limit refuses the work. HTTP 429; the body names the quota, limit, used amount
     and reset time, and ``Retry-After`` says when a rate limit resets."""
@@ -100,7 +106,8 @@ class QuotaExceeded(DeskpilotError):
         reset_at: datetime | None,
     ) -> None:
         super().__init__(
-            f"{dimension.value}: {used} used + {requested} requested exceeds the limit {limit}"
+            f"{dimension.value}: {plain(used)} used + {plain(requested)} requested exceeds "
+            f"the limit {plain(limit)}"
         )
         self.dimension = dimension
         self.limit = limit
@@ -111,9 +118,9 @@ class QuotaExceeded(DeskpilotError):
     def extra(self) -> dict[str, Any]:
         return {
             "quota": self.dimension.value,
-            "limit": str(self.limit),
-            "used": str(self.used),
-            "requested": str(self.requested),
+            "limit": plain(self.limit),
+            "used": plain(self.used),
+            "requested": plain(self.requested),
             "reset_at": self.reset_at.isoformat() if self.reset_at else None,
         }
 
@@ -124,3 +131,32 @@ class QuotaExceeded(DeskpilotError):
             return None
         seconds = (self.reset_at - datetime.now(UTC)).total_seconds()
         return max(1, math.ceil(seconds))
+
+
+class ReservationLost(Conflict):
+    """A lease could not be renewed: the reservation was settled, released or had expired, so
+    its holds are gone (and the capacity may be taken). Reserve again before continuing."""
+
+    type, title = "reservation_lost", "Quota reservation no longer held"
+
+
+class QuotaState(StrEnum):
+    OK = "ok"
+    WARNING = "warning"  # at or past the soft threshold
+    EXCEEDED = "exceeded"  # at or past the limit: work that needs more is refused
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaStatus:
+    """One limited dimension right now (``GET /v1/usage``). ``used`` includes ``held``: open,
+    unexpired reservations count against the limit as much as settled usage does."""
+
+    dimension: Dimension
+    window: Window
+    limit: Decimal
+    used: Decimal
+    held: Decimal
+    window_start: datetime
+    window_end: datetime | None  # the reset time; None for gauges
+    percent: Decimal
+    state: QuotaState

@@ -1,0 +1,202 @@
+"""The usage ledger's group-commit writer.
+
+Callers enqueue a row and wait on a future. One background task per Meter takes everything
+queued (up to ``max_batch``) into ONE transaction, commits, then resolves every caller's future:
+a caller returns only once its row is durable, and a commit (one WAL flush) is shared by the
+whole batch. While a transaction is in flight new rows queue up for the next one, so batches
+grow with load without any timed linger on the hot path.
+
+Inside the transaction the rows are grouped per tenant (in tenant order) and each group is
+written under its own tenant's RLS binding (``set_config('deskpilot.tenant_id', ...)`` between
+groups), as the application role, with one statement (``statements.BATCH``). Round trips per
+batch: BEGIN + role/tenant binding + (one switch + one statement per tenant group, the first
+group needs no switch) + COMMIT.
+
+Failure isolation: the first attempt has no savepoints (the common case pays nothing). If it
+fails, the batch is retried once with a savepoint per tenant group: a group that fails again
+(e.g. its tenant was deleted) fails only its own callers; the others commit. If the retry
+cannot commit either (database down), every caller gets the error and nothing of the batch is
+written. The writer keeps running for later batches either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from deskpilot.core.db import Database
+from deskpilot.core.errors import Unavailable
+from deskpilot.metering.batch import (
+    GroupOutcome,
+    Pending,
+    TenantGroup,
+    fail,
+    group_by_tenant,
+    members,
+    recorded_usage,
+    succeed,
+    write_group,
+)
+from deskpilot.metering.rows import counter_deltas
+from deskpilot.metering.schemas import CounterDelta
+
+log = logging.getLogger(__name__)
+
+DurableHook = Callable[[str, Sequence[CounterDelta]], Awaitable[None]]
+
+
+class MeterClosed(Unavailable):
+    """The Meter is shut down (the process is stopping): the event was not recorded."""
+
+
+@dataclass(slots=True)
+class WriterStats:
+    """Counts (not timings) of what the writer did; tests and benchmarks read them."""
+
+    batches: int = 0  # committed transactions
+    events: int = 0  # new ledger rows
+    duplicates: int = 0  # records answered with an earlier event
+    failed_attempts: int = 0  # transactions that failed (a retried batch counts once here)
+    failed_events: int = 0  # records whose caller got an error
+
+
+class LedgerWriter:
+    def __init__(self, db: Database, *, max_batch: int, hooks: list[DurableHook]) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self._db = db
+        self._max_batch = max_batch
+        self._hooks = hooks
+        self._queue: asyncio.Queue[Pending | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.stats = WriterStats()
+
+    def submit(self, pending: Pending) -> None:
+        if self._closed:
+            raise MeterClosed("usage metering is shut down; the event was not recorded")
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="deskpilot-ledger-writer"
+            )
+        self._queue.put_nowait(pending)
+
+    async def close(self) -> None:
+        """Write everything already queued, then stop. Later submits raise ``MeterClosed``."""
+        if not self._closed:
+            self._closed = True
+            if self._task is not None:
+                self._queue.put_nowait(None)
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    async def _run(self) -> None:
+        try:
+            stopping = False
+            while not stopping:
+                batch, stopping = await self._next_batch()
+                if not batch:
+                    continue
+                try:
+                    await self._write(batch)
+                except Exception as exc:  # a bug must not stop metering for later batches
+                    log.exception("ledger writer error")
+                    for pending in batch:
+                        fail(pending, exc)
+        finally:  # normally empty; after a cancellation, nobody may wait forever
+            self._closed = True
+            while not self._queue.empty():
+                if (item := self._queue.get_nowait()) is not None:
+                    fail(item, MeterClosed("usage metering stopped before the event was durable"))
+
+    async def _next_batch(self) -> tuple[list[Pending], bool]:
+        """Everything queued (at least one item, at most ``max_batch``); True once the stop
+        mark is reached."""
+        batch: list[Pending] = []
+        item = await self._queue.get()
+        while item is not None:
+            batch.append(item)
+            if len(batch) >= self._max_batch or self._queue.empty():
+                return batch, False
+            item = self._queue.get_nowait()
+        return batch, True
+
+    async def _write(self, batch: list[Pending]) -> None:
+        groups = group_by_tenant(batch)
+        try:
+            try:
+                outcomes = await self._transaction(groups, isolate=False)
+            except Exception:
+                self.stats.failed_attempts += 1
+                log.warning("ledger batch failed; retrying per tenant group", exc_info=True)
+                outcomes = await self._transaction(groups, isolate=True)
+        except Exception as exc:
+            log.exception("ledger batch failed; its callers get the error")
+            outcomes = {g.tenant.tenant_id: exc for g in groups}
+        except BaseException as exc:  # cancelled (loop shutting down): nobody waits forever
+            for pending in batch:
+                fail(pending, MeterClosed("usage metering stopped before the event was durable"))
+            raise exc
+        deltas = self._resolve(groups, outcomes)
+        await self._notify(deltas)
+
+    async def _transaction(
+        self, groups: Sequence[TenantGroup], *, isolate: bool
+    ) -> dict[str, GroupOutcome]:
+        outcomes: dict[str, GroupOutcome] = {}
+        async with self._db.tenant_session(tenant=groups[0].tenant) as session:
+            for index, group in enumerate(groups):
+                tenant_id = group.tenant.tenant_id
+                if not isolate:
+                    outcomes[tenant_id] = await write_group(session, group, switch=index > 0)
+                    continue
+                try:
+                    async with session.begin_nested():
+                        outcomes[tenant_id] = await write_group(session, group, switch=True)
+                except Exception as exc:
+                    log.warning("ledger group failed", extra={"tenant_id": tenant_id})
+                    outcomes[tenant_id] = exc
+        self.stats.batches += 1
+        return outcomes
+
+    def _resolve(
+        self, groups: Sequence[TenantGroup], outcomes: dict[str, GroupOutcome]
+    ) -> dict[str, list[CounterDelta]]:
+        """Answer every caller; return the counter deltas of the rows this batch made new."""
+        deltas: dict[str, list[CounterDelta]] = {}
+        for group in groups:
+            outcome = outcomes[group.tenant.tenant_id]
+            if isinstance(outcome, BaseException):
+                for pending in members(group):
+                    self.stats.failed_events += 1
+                    fail(pending, outcome)
+                continue
+            new_rows = []
+            for pending in group.primaries:
+                recorded = recorded_usage(pending, outcome.get(pending.row.event_id))
+                if recorded.duplicate:
+                    self.stats.duplicates += 1
+                else:
+                    new_rows.append(pending.row)
+                succeed(pending, recorded)
+                for follower in group.followers.get(pending.row.event_id, ()):
+                    self.stats.duplicates += 1
+                    succeed(follower, recorded.model_copy(update={"duplicate": True}))
+            self.stats.events += len(new_rows)
+            if new_rows:
+                deltas[group.tenant.tenant_id] = counter_deltas(new_rows)
+        return deltas
+
+    async def _notify(self, deltas: dict[str, list[CounterDelta]]) -> None:
+        """After the commit: the durable counters moved; mirrors (Redis) may follow. A failing
+        hook is logged, never raised: the usage is already durable."""
+        for tenant_id, changes in deltas.items():
+            if not changes:
+                continue
+            for hook in self._hooks:
+                try:
+                    await hook(tenant_id, changes)
+                except Exception:
+                    log.exception("on_durable hook failed", extra={"tenant_id": tenant_id})

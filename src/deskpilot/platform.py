@@ -61,6 +61,7 @@ def operator_token(settings: Settings) -> str:
 
 
 MAINTENANCE_SECONDS = 6 * 3600
+MAINTENANCE_FIRST_SECONDS = 60  # soon after start, so short-lived processes still measure
 
 
 class Platform:
@@ -125,8 +126,10 @@ class Platform:
     async def _maintain(self) -> None:
         """Monthly ledger partitions ahead of time; expired reservations and old rate windows;
         storage measurements."""
+        delay = MAINTENANCE_FIRST_SECONDS
         while True:
-            await asyncio.sleep(MAINTENANCE_SECONDS)
+            await asyncio.sleep(delay)
+            delay = MAINTENANCE_SECONDS
             try:
                 await ensure_partitions(self.resources.db, datetime.now(UTC))
                 await self.quotas.unscoped_purge_expired()

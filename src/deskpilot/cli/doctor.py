@@ -196,7 +196,12 @@ async def _connected_checks(db: Database, settings: Settings, report: Report) ->
 
 async def _check_redis(settings: Settings) -> Check:
     if settings.redis_url is None:
-        return Check("redis", True, "not configured (in-process caches; single process only)")
+        return Check(
+            "redis",
+            True,
+            "not configured: quotas are checked in PostgreSQL; revoked keys reach other "
+            "processes within a second",
+        )
     from redis.asyncio import Redis
 
     client = Redis.from_url(
@@ -207,16 +212,25 @@ async def _check_redis(settings: Settings) -> Check:
     try:
         await client.ping()
         info = await client.info("server")
+        policy = (await client.config_get("maxmemory-policy")).get("maxmemory-policy")
     except Exception as exc:
         return Check(
             "redis",
             False,
             f"cannot reach Redis at REDIS_URL: {exc}. Start Redis, fix REDIS_URL, or unset it to "
-            "run with in-process caches (one process only)",
+            "check quotas in PostgreSQL instead",
         )
     finally:
         await client.aclose()
-    return Check("redis", True, f"PING ok (Redis {info.get('redis_version', 'unknown version')})")
+    version = info.get("redis_version", "unknown version")
+    if policy not in ("noeviction", None):
+        return Check(
+            "redis",
+            False,
+            f"Redis {version} evicts keys (maxmemory-policy {policy}); quota state must not be "
+            "evicted: set maxmemory-policy noeviction",
+        )
+    return Check("redis", True, f"PING ok (Redis {version}, maxmemory-policy noeviction)")
 
 
 def _check_token(settings: Settings) -> Check:

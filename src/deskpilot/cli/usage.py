@@ -18,7 +18,7 @@ from deskpilot.metering import (
     summary_columns,
 )
 from deskpilot.platform import Platform
-from deskpilot.quotas import QuotaStatus, period_bounds
+from deskpilot.quotas import QuotaStatus, period_bounds, plain
 
 app = typer.Typer(help="Usage and quota reports.", no_args_is_help=True)
 
@@ -41,7 +41,11 @@ FromOpt = Annotated[
 ]
 ToOpt = Annotated[
     datetime | None,
-    typer.Option("--to", help="End (exclusive). Default: the period's end.", show_default=False),
+    typer.Option(
+        "--to",
+        help="End (exclusive). Default: the period's end (report) or one day after --from (top).",
+        show_default=False,
+    ),
 ]
 GranularityOpt = Annotated[str, typer.Option(help="Buckets: day or hour.")]
 
@@ -100,8 +104,8 @@ def report(
                 [
                     [
                         q.dimension.value,
-                        q.used.normalize(),
-                        q.limit.normalize(),
+                        plain(q.used),
+                        plain(q.limit),
                         f"{q.percent:.1f}%",
                         q.state.value,
                         f"{q.window_end:%Y-%m-%d %H:%M}" if q.window_end else "-",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.exc import DBAPIError
 
 from deskpilot.app import create_app
 from deskpilot.core.context import OperatorContext, Scope
@@ -149,5 +150,19 @@ async def test_database_outage_serves_cached_keys_and_503s_unknown_ones(
         assert known.json()["type"] == "unavailable"
         assert unknown.status_code == 503
         assert ready.status_code == 503
+
+        # The server comes back: pooled connections are stale (no pre-ping), so at most the
+        # first use fails, and SQLAlchemy then replaces the whole pool.
+        await asyncio.to_thread(outage.resources.db.embedded.start)
+        failures = 0
+        for _ in range(3):
+            try:
+                tenant_record = await outage.tenant(context).get()
+                break
+            except (DBAPIError, OSError):
+                failures += 1
+        assert failures <= 1
+        assert tenant_record.tenant_id == tenant.slug
+        assert (await outage.authenticate(never_seen)).tenant_id == tenant.slug
     finally:
         await outage.close()

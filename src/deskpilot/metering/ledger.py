@@ -175,7 +175,20 @@ class LedgerWriter:
                 continue
             new_rows = []
             for pending in group.primaries:
-                recorded = recorded_usage(pending, outcome.get(pending.row.event_id))
+                try:
+                    recorded = recorded_usage(pending, outcome.get(pending.row.event_id))
+                except Exception as exc:  # e.g. a repeat whose original was archived away
+                    # The batch is committed: only this caller (and its repeats) can be told.
+                    log.exception(
+                        "cannot answer a recorded event",
+                        extra={
+                            "tenant_id": group.tenant.tenant_id,
+                            "request_id": pending.row.request_id,
+                        },
+                    )
+                    for failed in (pending, *group.followers.get(pending.row.event_id, ())):
+                        fail(failed, exc)
+                    continue
                 if recorded.duplicate:
                     self.stats.duplicates += 1
                 else:

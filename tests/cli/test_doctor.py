@@ -52,7 +52,10 @@ def test_doctor_passes_on_the_embedded_database(invoke: Invoke, cli_home: Path) 
     assert "embedded" in checks["database"]
     assert str(cli_home / "pgdata") in checks["database"]
     assert f"at {head_revision()} (head)" in checks["schema"]
-    assert checks["redis"] == "OK   redis: not configured: quotas are checked in PostgreSQL; revoked keys reach other processes within a second"
+    assert checks["redis"] == (
+        "OK   redis: not configured: quotas are checked in PostgreSQL; revoked keys reach "
+        "other processes within a second"
+    )
     assert checks["llm providers"] == (
         "OK   llm providers: none configured; features that need an LLM will say so"
     )

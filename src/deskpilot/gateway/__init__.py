@@ -1,1 +1,81 @@
-"""LLM gateway: OpenAI-compatible entry to many providers (issue 4). Not built yet."""
+"""LLM gateway: OpenAI-compatible entry to many providers (issue 4).
+
+Built so far: the provider layer. ``Deployment`` names one upstream model; an ``LLMProvider``
+(registered in a ``ProviderRegistry``) calls it; ``call_with_retries`` / ``open_stream`` add
+retries and a per-deployment ``CircuitBreaker``; ``first_success`` walks a fallback chain.
+Routes, per-tenant routing and metering come next.
+"""
+
+from deskpilot.gateway.breaker import BreakerConfig, BreakerState, CircuitBreaker, CircuitBreakers
+from deskpilot.gateway.errors import RETRYABLE_KINDS, CircuitOpenError, ErrorKind, ProviderError
+from deskpilot.gateway.fallback import (
+    FALLBACK_KINDS,
+    AllDeploymentsFailedError,
+    FallbackSuccess,
+    Tried,
+    first_success,
+)
+from deskpilot.gateway.providers import (
+    BUILTIN_PROVIDERS,
+    LLMProvider,
+    OpenAICompatProvider,
+    PoolLimits,
+    ProviderFactory,
+    ProviderRegistry,
+)
+from deskpilot.gateway.resilience import (
+    OpenedStream,
+    RetryPolicy,
+    call_with_retries,
+    embed_with_retries,
+    open_stream,
+    stream_with_retries,
+)
+from deskpilot.gateway.schemas import (
+    NO_USAGE,
+    ChatResult,
+    Deployment,
+    EmbedResult,
+    ProviderResult,
+    StreamChunk,
+    StreamEnd,
+    StreamItem,
+    Usage,
+)
+
+__all__ = [
+    "BUILTIN_PROVIDERS",
+    "FALLBACK_KINDS",
+    "NO_USAGE",
+    "RETRYABLE_KINDS",
+    "AllDeploymentsFailedError",
+    "BreakerConfig",
+    "BreakerState",
+    "ChatResult",
+    "CircuitBreaker",
+    "CircuitBreakers",
+    "CircuitOpenError",
+    "Deployment",
+    "EmbedResult",
+    "ErrorKind",
+    "FallbackSuccess",
+    "LLMProvider",
+    "OpenAICompatProvider",
+    "OpenedStream",
+    "PoolLimits",
+    "ProviderError",
+    "ProviderFactory",
+    "ProviderRegistry",
+    "ProviderResult",
+    "RetryPolicy",
+    "StreamChunk",
+    "StreamEnd",
+    "StreamItem",
+    "Tried",
+    "Usage",
+    "call_with_retries",
+    "embed_with_retries",
+    "first_success",
+    "open_stream",
+    "stream_with_retries",
+]

@@ -1,0 +1,15 @@
+"""LLM providers: the ``LLMProvider`` protocol, its registry, and the built-in providers."""
+
+from deskpilot.gateway.providers.base import LLMProvider, ProviderFactory, ProviderRegistry
+from deskpilot.gateway.providers.openai_compat import OpenAICompatProvider, PoolLimits
+
+BUILTIN_PROVIDERS: tuple[tuple[str, ProviderFactory], ...] = (("openai", OpenAICompatProvider),)
+
+__all__ = [
+    "BUILTIN_PROVIDERS",
+    "LLMProvider",
+    "OpenAICompatProvider",
+    "PoolLimits",
+    "ProviderFactory",
+    "ProviderRegistry",
+]

@@ -1,0 +1,86 @@
+"""Relaying an OpenAI chat stream: chunks out as they arrive, usage kept, failures placed.
+
+A failure before the first chunk raises (the caller may still retry or fall back). After a
+chunk went out, the caller has started answering its own client, so the failure is reported
+in the closing ``StreamEnd`` instead, after everything that did arrive.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from deskpilot.gateway.errors import ErrorKind, ProviderError
+from deskpilot.gateway.providers.classify import stream_error, transport_error
+from deskpilot.gateway.providers.openai_wire import finish_reason_of, is_usage_only, parse_usage
+from deskpilot.gateway.providers.sse import ServerSentEvent
+from deskpilot.gateway.schemas import Deployment, StreamChunk, StreamEnd, StreamItem, Usage
+
+DONE = "[DONE]"
+
+
+@dataclass
+class _Progress:
+    delivered: int = 0
+    done: bool = False
+    usage: Usage | None = None
+    finish_reason: str | None = None
+
+    def observe(self, chunk: dict[str, Any]) -> None:
+        usage = parse_usage(chunk)
+        if usage is not None:
+            self.usage = usage
+        self.finish_reason = finish_reason_of(chunk) or self.finish_reason
+
+
+def _chunk(event: ServerSentEvent, deployment: Deployment) -> dict[str, Any]:
+    try:
+        chunk: Any = json.loads(event.data)
+    except ValueError:
+        chunk = None
+    if event.event == "error" or (isinstance(chunk, dict) and "error" in chunk):
+        raise stream_error(chunk if chunk is not None else event.data, deployment)
+    if not isinstance(chunk, dict):
+        raise ProviderError(
+            ErrorKind.SERVER_ERROR,
+            "the provider sent a stream event that is not a JSON object",
+            deployment=deployment.name,
+        )
+    return chunk
+
+
+async def relay(
+    events: AsyncIterable[ServerSentEvent], *, deployment: Deployment, pass_usage: bool
+) -> AsyncIterator[StreamItem]:
+    """``pass_usage``: the caller asked for ``include_usage`` itself, so it gets the usage chunk
+    too; otherwise that chunk is consumed here."""
+    progress = _Progress()
+    error: ProviderError | None = None
+    try:
+        async for event in events:
+            if event.data == DONE:
+                progress.done = True
+                break
+            chunk = _chunk(event, deployment)
+            progress.observe(chunk)
+            if is_usage_only(chunk) and not pass_usage:
+                continue
+            progress.delivered += 1
+            yield StreamChunk(chunk)
+    except ProviderError as exc:
+        error = exc
+    except httpx.HTTPError as exc:
+        error = transport_error(exc, deployment)
+    if error is None and not progress.done and progress.finish_reason is None:
+        error = ProviderError(
+            ErrorKind.CONNECTION,
+            "the stream ended before the provider finished it",
+            deployment=deployment.name,
+        )
+    if error is not None and not progress.delivered:
+        raise error
+    yield StreamEnd(usage=progress.usage, finish_reason=progress.finish_reason, error=error)

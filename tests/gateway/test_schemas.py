@@ -121,13 +121,13 @@ class EchoProvider:
 async def test_the_registry_builds_one_instance_per_provider_and_closes_them() -> None:
     registry = ProviderRegistry(BUILTIN_PROVIDERS)
     registry.register("echo", EchoProvider)
-    assert registry.names() == ("openai", "echo")
+    assert registry.names() == ("openai", "anthropic", "echo")
     echo = registry.provider("echo")
     assert registry.for_deployment(make(provider="echo")) is echo
     assert isinstance(registry.provider("openai"), OpenAICompatProvider)
     with pytest.raises(ValueError, match="already registered"):
         registry.register("echo", EchoProvider)
-    with pytest.raises(LookupError, match="registered: echo, openai"):
+    with pytest.raises(LookupError, match="registered: anthropic, echo, openai"):
         registry.provider("bedrock")
     await registry.aclose()
     assert isinstance(echo, EchoProvider)

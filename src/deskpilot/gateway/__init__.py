@@ -7,6 +7,13 @@ Routes, per-tenant routing and metering come next.
 """
 
 from deskpilot.gateway.breaker import BreakerConfig, BreakerState, CircuitBreaker, CircuitBreakers
+from deskpilot.gateway.config import (
+    DeploymentPrice,
+    GatewayConfig,
+    LoadedConfig,
+    load_gateway_config,
+    load_gateway_config_file,
+)
 from deskpilot.gateway.errors import RETRYABLE_KINDS, CircuitOpenError, ErrorKind, ProviderError
 from deskpilot.gateway.fallback import (
     FALLBACK_KINDS,
@@ -17,6 +24,7 @@ from deskpilot.gateway.fallback import (
 )
 from deskpilot.gateway.providers import (
     BUILTIN_PROVIDERS,
+    AnthropicProvider,
     LLMProvider,
     OpenAICompatProvider,
     PoolLimits,
@@ -49,6 +57,7 @@ __all__ = [
     "NO_USAGE",
     "RETRYABLE_KINDS",
     "AllDeploymentsFailedError",
+    "AnthropicProvider",
     "BreakerConfig",
     "BreakerState",
     "ChatResult",
@@ -56,10 +65,13 @@ __all__ = [
     "CircuitBreakers",
     "CircuitOpenError",
     "Deployment",
+    "DeploymentPrice",
     "EmbedResult",
     "ErrorKind",
     "FallbackSuccess",
+    "GatewayConfig",
     "LLMProvider",
+    "LoadedConfig",
     "OpenAICompatProvider",
     "OpenedStream",
     "PoolLimits",
@@ -76,6 +88,8 @@ __all__ = [
     "call_with_retries",
     "embed_with_retries",
     "first_success",
+    "load_gateway_config",
+    "load_gateway_config_file",
     "open_stream",
     "stream_with_retries",
 ]

@@ -1,0 +1,150 @@
+"""Anthropic's Messages API behind the gateway's OpenAI shape.
+
+Requests are translated by ``anthropic_wire`` (what maps, what is refused), responses by
+``anthropic_reply`` and streams by ``anthropic_stream``. Deployments: ``api_base`` is the
+host (``https://api.anthropic.com``), the key goes in ``x-api-key``; ``extra_headers`` may
+add ``anthropic-beta`` or override ``anthropic-version``. Anthropic has no embeddings
+endpoint. HTTP failures are classified as for any provider (``classify``): 529 overloaded
+is a retryable server error, 429 carries ``retry-after``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import httpx
+
+from deskpilot.gateway.errors import ErrorKind, ProviderError
+from deskpilot.gateway.providers.anthropic_messages import UnsupportedRequestError
+from deskpilot.gateway.providers.anthropic_reply import completion
+from deskpilot.gateway.providers.anthropic_stream import translate
+from deskpilot.gateway.providers.anthropic_wire import (
+    ANTHROPIC_VERSION,
+    messages_payload,
+)
+from deskpilot.gateway.providers.classify import read_status_error, transport_error
+from deskpilot.gateway.providers.openai_compat import JSON_TYPE, SSE_TYPE, USER_AGENT, PoolLimits
+from deskpilot.gateway.providers.sse import aiter_events
+from deskpilot.gateway.schemas import NO_USAGE, ChatResult, Deployment, EmbedResult, StreamItem
+
+MESSAGES_PATH = "/v1/messages"
+
+
+class AnthropicProvider:
+    """One pooled ``httpx.AsyncClient`` for every Anthropic deployment, as the OpenAI
+    provider has (see ``PoolLimits``)."""
+
+    def __init__(self, *, limits: PoolLimits | None = None) -> None:
+        pool = limits or PoolLimits()
+        self._client = httpx.AsyncClient(
+            limits=httpx.Limits(
+                max_connections=pool.max_connections,
+                max_keepalive_connections=pool.max_keepalive_connections,
+                keepalive_expiry=pool.keepalive_expiry,
+            ),
+            headers={"user-agent": USER_AGENT},
+            follow_redirects=False,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def chat(self, body: Mapping[str, Any], *, deployment: Deployment) -> ChatResult:
+        started = time.perf_counter()
+        payload = _payload(body, deployment, stream=False)
+        request = self._request(deployment, payload, accept=JSON_TYPE)
+        response = await self._send(request, deployment)
+        try:
+            if not response.is_success:
+                raise await read_status_error(response, deployment)
+            raw = await response.aread()
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, deployment) from exc
+        finally:
+            await response.aclose()
+        document, usage = completion(_json_object(raw, deployment), model=deployment.model)
+        return ChatResult(
+            body=document,
+            usage=usage or NO_USAGE,
+            deployment=deployment.name,
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    async def embed(self, body: Mapping[str, Any], *, deployment: Deployment) -> EmbedResult:
+        raise ProviderError(
+            ErrorKind.CLIENT_ERROR,
+            "this provider has no embeddings endpoint",
+            deployment=deployment.name,
+        )
+
+    async def stream(
+        self, body: Mapping[str, Any], *, deployment: Deployment
+    ) -> AsyncIterator[StreamItem]:
+        options = body.get("stream_options")
+        caller_wants_usage = isinstance(options, Mapping) and options.get("include_usage") is True
+        payload = _payload(body, deployment, stream=True)
+        request = self._request(deployment, payload, accept=SSE_TYPE)
+        response = await self._send(request, deployment)
+        try:
+            if not response.is_success:
+                raise await read_status_error(response, deployment)
+            events = aiter_events(response.aiter_lines())
+            async for item in translate(
+                events, deployment=deployment, pass_usage=caller_wants_usage
+            ):
+                yield item
+        finally:
+            await response.aclose()
+
+    def _request(
+        self, deployment: Deployment, payload: dict[str, Any], *, accept: str
+    ) -> httpx.Request:
+        headers = {"anthropic-version": ANTHROPIC_VERSION}
+        headers.update((name.lower(), value) for name, value in deployment.extra_headers.items())
+        headers["accept"] = accept
+        key = deployment.secret()
+        if key is not None:
+            headers["x-api-key"] = key
+        timeout = httpx.Timeout(
+            connect=deployment.connect_timeout,
+            read=deployment.read_timeout,
+            write=deployment.read_timeout,
+            pool=deployment.connect_timeout,
+        )
+        return self._client.build_request(
+            "POST",
+            deployment.api_base + MESSAGES_PATH,
+            json=payload,
+            headers=headers,
+            timeout=timeout,
+        )
+
+    async def _send(self, request: httpx.Request, deployment: Deployment) -> httpx.Response:
+        try:
+            return await self._client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, deployment) from exc
+
+
+def _payload(body: Mapping[str, Any], deployment: Deployment, *, stream: bool) -> dict[str, Any]:
+    try:
+        return messages_payload(body, model=deployment.model, stream=stream)
+    except UnsupportedRequestError as exc:
+        raise ProviderError(ErrorKind.CLIENT_ERROR, str(exc), deployment=deployment.name) from None
+
+
+def _json_object(raw: bytes, deployment: Deployment) -> dict[str, Any]:
+    try:
+        document: Any = json.loads(raw)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        raise ProviderError(
+            ErrorKind.SERVER_ERROR,
+            "the provider's response is not a JSON object",
+            deployment=deployment.name,
+        )
+    return document

@@ -2,7 +2,8 @@
 
 from deskpilot.gateway.providers.anthropic import AnthropicProvider
 from deskpilot.gateway.providers.base import LLMProvider, ProviderFactory, ProviderRegistry
-from deskpilot.gateway.providers.openai_compat import OpenAICompatProvider, PoolLimits
+from deskpilot.gateway.providers.http import PoolLimits
+from deskpilot.gateway.providers.openai_compat import OpenAICompatProvider
 
 BUILTIN_PROVIDERS: tuple[tuple[str, ProviderFactory], ...] = (
     ("openai", OpenAICompatProvider),

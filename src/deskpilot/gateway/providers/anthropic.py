@@ -10,7 +10,6 @@ is a retryable server error, 429 carries ``retry-after``.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -25,9 +24,7 @@ from deskpilot.gateway.providers.anthropic_wire import (
     ANTHROPIC_VERSION,
     messages_payload,
 )
-from deskpilot.gateway.providers.classify import read_status_error, transport_error
-from deskpilot.gateway.providers.openai_compat import JSON_TYPE, SSE_TYPE, USER_AGENT, PoolLimits
-from deskpilot.gateway.providers.sse import aiter_events
+from deskpilot.gateway.providers.http import JSON_TYPE, SSE_TYPE, PoolLimits, ProviderHttp
 from deskpilot.gateway.schemas import NO_USAGE, ChatResult, Deployment, EmbedResult, StreamItem
 
 MESSAGES_PATH = "/v1/messages"
@@ -38,34 +35,17 @@ class AnthropicProvider:
     provider has (see ``PoolLimits``)."""
 
     def __init__(self, *, limits: PoolLimits | None = None) -> None:
-        pool = limits or PoolLimits()
-        self._client = httpx.AsyncClient(
-            limits=httpx.Limits(
-                max_connections=pool.max_connections,
-                max_keepalive_connections=pool.max_keepalive_connections,
-                keepalive_expiry=pool.keepalive_expiry,
-            ),
-            headers={"user-agent": USER_AGENT},
-            follow_redirects=False,
-        )
+        self._http = ProviderHttp(limits)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._http.aclose()
 
     async def chat(self, body: Mapping[str, Any], *, deployment: Deployment) -> ChatResult:
         started = time.perf_counter()
         payload = _payload(body, deployment, stream=False)
         request = self._request(deployment, payload, accept=JSON_TYPE)
-        response = await self._send(request, deployment)
-        try:
-            if not response.is_success:
-                raise await read_status_error(response, deployment)
-            raw = await response.aread()
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, deployment) from exc
-        finally:
-            await response.aclose()
-        document, usage = completion(_json_object(raw, deployment), model=deployment.model)
+        reply = await self._http.post_json(request, deployment)
+        document, usage = completion(reply, model=deployment.model)
         return ChatResult(
             body=document,
             usage=usage or NO_USAGE,
@@ -87,17 +67,11 @@ class AnthropicProvider:
         caller_wants_usage = isinstance(options, Mapping) and options.get("include_usage") is True
         payload = _payload(body, deployment, stream=True)
         request = self._request(deployment, payload, accept=SSE_TYPE)
-        response = await self._send(request, deployment)
-        try:
-            if not response.is_success:
-                raise await read_status_error(response, deployment)
-            events = aiter_events(response.aiter_lines())
+        async with self._http.events(request, deployment) as events:
             async for item in translate(
                 events, deployment=deployment, pass_usage=caller_wants_usage
             ):
                 yield item
-        finally:
-            await response.aclose()
 
     def _request(
         self, deployment: Deployment, payload: dict[str, Any], *, accept: str
@@ -108,25 +82,7 @@ class AnthropicProvider:
         key = deployment.secret()
         if key is not None:
             headers["x-api-key"] = key
-        timeout = httpx.Timeout(
-            connect=deployment.connect_timeout,
-            read=deployment.read_timeout,
-            write=deployment.read_timeout,
-            pool=deployment.connect_timeout,
-        )
-        return self._client.build_request(
-            "POST",
-            deployment.api_base + MESSAGES_PATH,
-            json=payload,
-            headers=headers,
-            timeout=timeout,
-        )
-
-    async def _send(self, request: httpx.Request, deployment: Deployment) -> httpx.Response:
-        try:
-            return await self._client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, deployment) from exc
+        return self._http.request(deployment, deployment.api_base + MESSAGES_PATH, payload, headers)
 
 
 def _payload(body: Mapping[str, Any], deployment: Deployment, *, stream: bool) -> dict[str, Any]:
@@ -134,17 +90,3 @@ def _payload(body: Mapping[str, Any], deployment: Deployment, *, stream: bool) -
         return messages_payload(body, model=deployment.model, stream=stream)
     except UnsupportedRequestError as exc:
         raise ProviderError(ErrorKind.CLIENT_ERROR, str(exc), deployment=deployment.name) from None
-
-
-def _json_object(raw: bytes, deployment: Deployment) -> dict[str, Any]:
-    try:
-        document: Any = json.loads(raw)
-    except ValueError:
-        document = None
-    if not isinstance(document, dict):
-        raise ProviderError(
-            ErrorKind.SERVER_ERROR,
-            "the provider's response is not a JSON object",
-            deployment=deployment.name,
-        )
-    return document

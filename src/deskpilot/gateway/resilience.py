@@ -37,6 +37,7 @@ from deskpilot.gateway.schemas import (
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+R = TypeVar("R", ChatResult, EmbedResult)
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -121,15 +122,7 @@ async def call_with_retries(
     policy: RetryPolicy,
     breaker: CircuitBreaker,
 ) -> ChatResult:
-    async def call(ticket: Ticket) -> ChatResult:
-        result = await provider.chat(body, deployment=deployment)
-        breaker.success(ticket)
-        return result
-
-    result, attempts = await _with_retries(
-        call, deployment=deployment, policy=policy, breaker=breaker
-    )
-    return replace(result, attempts=attempts)
+    return await _retrying(provider.chat, deployment, body, policy=policy, breaker=breaker)
 
 
 async def embed_with_retries(
@@ -140,8 +133,19 @@ async def embed_with_retries(
     policy: RetryPolicy,
     breaker: CircuitBreaker,
 ) -> EmbedResult:
-    async def call(ticket: Ticket) -> EmbedResult:
-        result = await provider.embed(body, deployment=deployment)
+    return await _retrying(provider.embed, deployment, body, policy=policy, breaker=breaker)
+
+
+async def _retrying(
+    send: Callable[..., Awaitable[R]],
+    deployment: Deployment,
+    body: Mapping[str, Any],
+    *,
+    policy: RetryPolicy,
+    breaker: CircuitBreaker,
+) -> R:
+    async def call(ticket: Ticket) -> R:
+        result = await send(body, deployment=deployment)
         breaker.success(ticket)
         return result
 

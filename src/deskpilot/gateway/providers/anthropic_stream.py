@@ -16,7 +16,6 @@ is a placeholder.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ import httpx
 
 from deskpilot.gateway.errors import ErrorKind, ProviderError
 from deskpilot.gateway.providers.anthropic_reply import finish_reason, openai_usage, usage_of
-from deskpilot.gateway.providers.classify import stream_error, transport_error
+from deskpilot.gateway.providers.classify import stream_event_json, transport_error
 from deskpilot.gateway.providers.sse import ServerSentEvent
 from deskpilot.gateway.schemas import Deployment, StreamChunk, StreamEnd, StreamItem, Usage
 
@@ -114,20 +113,9 @@ class _Translation:
 
 
 def _event(event: ServerSentEvent, deployment: Deployment) -> JSON:
-    try:
-        payload: Any = json.loads(event.data)
-    except ValueError:
-        payload = None
-    is_error = isinstance(payload, dict) and payload.get("type") == "error"
-    if event.event == "error" or is_error:
-        raise stream_error(payload if payload is not None else event.data, deployment)
-    if not isinstance(payload, dict):
-        raise ProviderError(
-            ErrorKind.SERVER_ERROR,
-            "the provider sent a stream event that is not a JSON object",
-            deployment=deployment.name,
-        )
-    return payload
+    return stream_event_json(
+        event, deployment, is_error=lambda payload: payload.get("type") == "error"
+    )
 
 
 async def translate(

@@ -9,7 +9,7 @@ timeouts; refused, reset and half-sent responses are connection errors.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from deskpilot.gateway.errors import ErrorKind, ProviderError, scrub, truncate
+from deskpilot.gateway.providers.sse import ServerSentEvent
 from deskpilot.gateway.schemas import Deployment
 
 MAX_ERROR_BODY_BYTES = 16 * 1024
@@ -153,3 +154,23 @@ def stream_error(payload: Any, deployment: Deployment) -> ProviderError:
     said = provider_message(json.dumps(payload).encode())
     said = truncate(scrub(said, deployment.secret()), PROVIDER_MESSAGE_CHARS)
     return ProviderError(kind, f"the provider sent an error: {said}", deployment=deployment.name)
+
+
+def stream_event_json(
+    event: ServerSentEvent, deployment: Deployment, *, is_error: Callable[[Any], bool]
+) -> dict[str, Any]:
+    """One SSE event's JSON object; an error event (by SSE name or ``is_error``) or a
+    non-object payload raises ProviderError."""
+    try:
+        payload: Any = json.loads(event.data)
+    except ValueError:
+        payload = None
+    if event.event == "error" or (isinstance(payload, dict) and is_error(payload)):
+        raise stream_error(payload if payload is not None else event.data, deployment)
+    if not isinstance(payload, dict):
+        raise ProviderError(
+            ErrorKind.SERVER_ERROR,
+            "the provider sent a stream event that is not a JSON object",
+            deployment=deployment.name,
+        )
+    return payload

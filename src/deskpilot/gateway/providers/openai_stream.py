@@ -7,7 +7,6 @@ in the closing ``StreamEnd`` instead, after everything that did arrive.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import httpx
 
 from deskpilot.gateway.errors import ErrorKind, ProviderError
-from deskpilot.gateway.providers.classify import stream_error, transport_error
+from deskpilot.gateway.providers.classify import stream_event_json, transport_error
 from deskpilot.gateway.providers.openai_wire import finish_reason_of, is_usage_only, parse_usage
 from deskpilot.gateway.providers.sse import ServerSentEvent
 from deskpilot.gateway.schemas import Deployment, StreamChunk, StreamEnd, StreamItem, Usage
@@ -38,19 +37,7 @@ class _Progress:
 
 
 def _chunk(event: ServerSentEvent, deployment: Deployment) -> dict[str, Any]:
-    try:
-        chunk: Any = json.loads(event.data)
-    except ValueError:
-        chunk = None
-    if event.event == "error" or (isinstance(chunk, dict) and "error" in chunk):
-        raise stream_error(chunk if chunk is not None else event.data, deployment)
-    if not isinstance(chunk, dict):
-        raise ProviderError(
-            ErrorKind.SERVER_ERROR,
-            "the provider sent a stream event that is not a JSON object",
-            deployment=deployment.name,
-        )
-    return chunk
+    return stream_event_json(event, deployment, is_error=lambda payload: "error" in payload)
 
 
 async def relay(

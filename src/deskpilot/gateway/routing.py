@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from deskpilot.core.component import ConfigSection
 from deskpilot.core.context import TenantContext
 from deskpilot.core.errors import BadRequest, DeskpilotError, Forbidden, NotFound, Unavailable
+from deskpilot.gateway.config import GatewayConfig
 from deskpilot.gateway.schemas import Deployment
 
 DEFAULT_ALIAS = "default"
@@ -133,6 +134,13 @@ class Catalogue:
 
     def families(self) -> frozenset[str]:
         return frozenset(d.family for ds in self.deployments.values() for d in ds)
+
+
+def catalogue_of(config: GatewayConfig | None) -> Catalogue:
+    """The catalogue of a deployments file (empty without one)."""
+    if config is None:
+        return Catalogue()
+    return Catalogue(config.deployments, config.fallbacks, config.default_alias)
 
 
 @dataclass(frozen=True, slots=True)

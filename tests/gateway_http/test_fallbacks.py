@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from deskpilot.gateway.limits import DeploymentLimits
 from deskpilot.platform import Platform
 from tests.conftest import TenantFixture
 from tests.gateway.support import SHORT_TIMEOUT
@@ -127,3 +128,24 @@ async def test_an_open_breaker_skips_the_deployment_without_calling_it(
     assert response.status_code == 200
     assert response.headers["x-deskpilot-fallbacks"] == "primary (circuit open)"
     assert response.headers["x-deskpilot-deployment"] == "secondary"
+
+
+async def test_a_deployment_at_its_own_rpm_is_skipped_without_a_call(
+    client: httpx.AsyncClient, gw: Harness, tenant_a: TenantFixture
+) -> None:
+    gw.deploy(
+        {ALIAS: [gw.deployment("small", rpm=2), gw.deployment("other", model="gpt-4o")]},
+        default_alias=ALIAS,
+    )
+    gw.gateway.limits = DeploymentLimits(clock=lambda: 6000.0)  # one minute throughout
+    served = []
+    for _ in range(6):
+        response = await client.post(PATH, json={"messages": MESSAGES}, headers=tenant_a.headers)
+        assert response.status_code == 200
+        served.append(response.headers["x-deskpilot-deployment"])
+    assert served.count("small") == 2  # its two requests of this minute, then skipped
+    assert len(gw.requests_to()) == 6  # every request answered with one call
+    assert (
+        gw.gateway.breakers.for_deployment(gw.gateway.catalogue.deployments[ALIAS][0]).state
+        == "closed"
+    )

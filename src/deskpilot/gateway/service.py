@@ -37,6 +37,7 @@ from deskpilot.gateway.fallback import (
     Tried,
     first_success,
 )
+from deskpilot.gateway.limits import DeploymentLimits
 from deskpilot.gateway.providers.base import ProviderRegistry
 from deskpilot.gateway.requests import ChatRequest, EmbeddingsRequest, InvalidRequest
 from deskpilot.gateway.resilience import (
@@ -127,6 +128,7 @@ class Gateway:
         self.providers = providers
         self.policy = policy or RetryPolicy()
         self.breakers = breakers or CircuitBreakers()
+        self.limits = DeploymentLimits()
         self._metered = metered
         self._own_keys = own_keys
         self._background: set[asyncio.Task[None]] = set()
@@ -348,8 +350,12 @@ class Gateway:
     async def _first_success(
         self, route: Route, attempt: Callable[[Deployment], Awaitable[Any]]
     ) -> FallbackSuccess[Any]:
+        async def admitted(deployment: Deployment) -> Any:
+            self.limits.admit(deployment)  # over its own rpm/tpm: skipped, not called
+            return await attempt(deployment)
+
         try:
-            return await first_success(route.chain, attempt, breakers=self.breakers)
+            return await first_success(route.chain, admitted, breakers=self.breakers)
         except AllDeploymentsFailedError as exc:
             raise UpstreamFailed(
                 f"every deployment for {route.requested!r} failed: {tried_text(exc.tried)}",
@@ -369,6 +375,7 @@ class Gateway:
         *,
         outcome: str = "ok",
     ) -> UsageEvent:
+        self.limits.spent(deployment, usage.total_tokens)
         input_tokens, cached = split_cached(usage.prompt_tokens, usage.cached_tokens)
         return UsageEvent(
             component=COMPONENT,

@@ -171,3 +171,25 @@ async def test_a_hanging_upstream_times_out_before_the_first_chunk(
     assert response.status_code == 502
     assert response.json()["error"]["tried"][0]["error"] == "timeout"
     assert await events_of(platform, tenant_a) == []
+
+
+async def test_an_anthropic_deployment_answers_in_openai_shape_streamed_and_not(
+    server: str, platform: Platform, gw: Harness, tenant_a: TenantFixture
+) -> None:
+    from tests.gateway.test_anthropic import claude
+
+    gw.deploy({"claude": [claude(gw.up, name="claude-1")]}, default_alias="claude")
+    async with httpx.AsyncClient(base_url=server) as http:
+        plain = await http.post(PATH, json={"messages": MESSAGES}, headers=tenant_a.headers)
+        streamed = await http.post(
+            PATH, json={"messages": MESSAGES, "stream": True}, headers=tenant_a.headers
+        )
+    assert plain.status_code == 200, plain.text
+    assert plain.json()["object"] == "chat.completion"
+    assert plain.headers["x-deskpilot-deployment"] == "claude-1"
+    events = data_events(streamed.text)
+    assert events[-1] == "[DONE]"
+    assert all(e["object"] == "chat.completion.chunk" for e in events[:-1])
+    recorded = await events_of(platform, tenant_a)
+    assert [e.provider for e in recorded] == ["anthropic", "anthropic"]
+    assert all(e.input_tokens > 0 and e.output_tokens > 0 for e in recorded)

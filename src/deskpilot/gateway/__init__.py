@@ -1,9 +1,10 @@
 """LLM gateway: OpenAI-compatible entry to many providers (issue 4).
 
 Built so far: the provider layer. ``Deployment`` names one upstream model; an ``LLMProvider``
-(registered in a ``ProviderRegistry``) calls it; ``call_with_retries`` / ``open_stream`` add
-retries and a per-deployment ``CircuitBreaker``; ``first_success`` walks a fallback chain.
-Routes, per-tenant routing and metering come next.
+(registered in a ``ProviderRegistry``: OpenAI-compatible, Anthropic, and LiteLLM for the long
+tail) calls it; ``call_with_retries`` / ``open_stream`` add retries and a per-deployment
+``CircuitBreaker``; ``first_success`` walks a fallback chain; ``count_chat`` and friends count
+tokens offline. Routes, per-tenant routing and metering come next.
 """
 
 from deskpilot.gateway.breaker import BreakerConfig, BreakerState, CircuitBreaker, CircuitBreakers
@@ -25,6 +26,7 @@ from deskpilot.gateway.fallback import (
 from deskpilot.gateway.providers import (
     BUILTIN_PROVIDERS,
     AnthropicProvider,
+    LiteLLMProvider,
     LLMProvider,
     OpenAICompatProvider,
     PoolLimits,
@@ -50,6 +52,13 @@ from deskpilot.gateway.schemas import (
     StreamItem,
     Usage,
 )
+from deskpilot.gateway.tokens import (
+    count_chat,
+    count_completion,
+    count_embedding_input,
+    count_text,
+    encoding_name,
+)
 
 __all__ = [
     "BUILTIN_PROVIDERS",
@@ -71,6 +80,7 @@ __all__ = [
     "FallbackSuccess",
     "GatewayConfig",
     "LLMProvider",
+    "LiteLLMProvider",
     "LoadedConfig",
     "OpenAICompatProvider",
     "OpenedStream",
@@ -86,7 +96,12 @@ __all__ = [
     "Tried",
     "Usage",
     "call_with_retries",
+    "count_chat",
+    "count_completion",
+    "count_embedding_input",
+    "count_text",
     "embed_with_retries",
+    "encoding_name",
     "first_success",
     "load_gateway_config",
     "load_gateway_config_file",

@@ -144,6 +144,7 @@ class Platform:
         platform = cls(
             Resources(settings, db, schema, redis), bus, components, prices, gateway_config
         )
+        platform.gateway.warm_up()
         platform._maintenance = asyncio.create_task(
             platform._maintain(), name="deskpilot-maintenance"
         )

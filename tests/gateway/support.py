@@ -3,6 +3,7 @@ clock the test moves by hand."""
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,15 @@ API_KEY = "sk-test-" + "k3y" * 12  # distinctive, so a leak is easy to spot
 # Long enough for a loopback answer on a loaded CI machine, short enough for a test to wait out.
 SHORT_TIMEOUT = 0.5
 MESSAGES = [{"role": "user", "content": "my laptop will not boot"}]
+BODY_MARKER = "password-for-the-vpn-is-hunter2"
+BODY = {"messages": [{"role": "user", "content": BODY_MARKER}]}
+
+
+def assert_safe(error: BaseException) -> None:
+    """Neither the key nor the request body in the error's text, repr or traceback."""
+    for text in (str(error), repr(error), "".join(traceback.format_exception(error))):
+        assert API_KEY not in text
+        assert BODY_MARKER not in text
 
 
 def deployment_for(up: Upstream, **overrides: Any) -> Deployment:

@@ -180,19 +180,43 @@ def test_no_key_appears_in_repr_str_or_refusals() -> None:
     assert LITERAL_KEY not in rendered
 
 
-def test_an_unsupported_prefix_is_refused_naming_the_entry_and_the_supported_ones() -> None:
+def test_other_prefixes_are_served_through_litellm_by_their_full_model_string() -> None:
     document = litellm_document()
     document["model_list"][3]["litellm_params"]["model"] = "bedrock/anthropic.claude-v2"
+    document["model_list"].append(
+        entry(
+            "gemini-2.0-flash",
+            custom_llm_provider="vertex_ai",
+            api_base="https://europe-west4-aiplatform.googleapis.com/",
+            api_key="os.environ/OPENAI_API_KEY",
+        )
+    )
 
-    message = refusal(document)["model_list.3.litellm_params.model"]
+    config = load(document).config
 
-    assert "'bedrock'" in message
-    for prefix in ("openai/", "azure/", "anthropic/", "ollama/", "hosted_vllm/"):
-        assert prefix in message
+    (bedrock,) = config.deployments["local-llama"]
+    assert (bedrock.provider, bedrock.model) == ("litellm", "bedrock/anthropic.claude-v2")
+    assert (bedrock.api_base, bedrock.api_key) == (None, None)
+    assert bedrock.read_timeout == 45.0
+    (vertex,) = config.deployments["m"]
+    assert (vertex.provider, vertex.model) == ("litellm", "vertex_ai/gemini-2.0-flash")
+    assert vertex.api_base == "https://europe-west4-aiplatform.googleapis.com"
+    assert vertex.secret() == OPENAI_KEY
+    assert bedrock.identity() != vertex.identity()
 
 
-def test_a_model_without_a_prefix_is_refused() -> None:
-    assert "model_list.0.litellm_params.model" in refusal({"model_list": [entry("gpt-4o")]})
+def test_custom_llm_provider_does_not_double_a_prefix_the_model_already_has() -> None:
+    document = {"model_list": [entry("mistral/mistral-large", custom_llm_provider="mistral")]}
+
+    (deployment,) = load(document).config.deployments["m"]
+
+    assert (deployment.provider, deployment.model) == ("litellm", "mistral/mistral-large")
+
+
+def test_a_model_that_is_not_provider_slash_model_is_refused() -> None:
+    for model in ("gpt-4o", "bedrock/", "/gpt-4o", "Bedrock/x", "my provider/x", "bedrock/ "):
+        message = refusal({"model_list": [entry(model)]})["model_list.0.litellm_params.model"]
+        assert "provider/model" in message, model
 
 
 def test_custom_llm_provider_stands_for_the_prefix() -> None:

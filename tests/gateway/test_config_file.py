@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -114,3 +115,54 @@ def test_a_refusal_names_the_file_and_keeps_the_paths(tmp_path: Path) -> None:
 
     assert str(path) in str(raised.value)
     assert [e.path for e in raised.value.errors] == ["model_list.0.litellm_params.model"]
+
+
+def _without_litellm(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """``find_spec`` answers that LiteLLM is not installed; returns the names it was asked."""
+    asked: list[str] = []
+    real = importlib.util.find_spec
+
+    def find_spec(name: str, package: str | None = None) -> Any:
+        asked.append(name)
+        return None if name == "litellm" else real(name, package)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    return asked
+
+
+def test_litellm_deployments_without_litellm_installed_stop_start_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "deployments.json"
+    entries = [
+        {"model_name": "haiku", "litellm_params": {"model": "bedrock/anthropic.claude-3-haiku"}},
+        {"model_name": "gpt-4o", "litellm_params": {"model": "openai/gpt-4o", "api_key": KEY}},
+        {"model_name": "gemini", "litellm_params": {"model": "gemini/gemini-2.0-flash"}},
+        {"model_name": "haiku", "litellm_params": {"model": "bedrock/anthropic.claude-3-5"}},
+    ]
+    path.write_text(json.dumps({"model_list": entries}))
+    asked = _without_litellm(monkeypatch)
+
+    with pytest.raises(SetupError) as raised:
+        load_gateway_config_file(path, environ={})
+
+    message = str(raised.value)
+    assert "pip install 'deskpilot[litellm]'" in message
+    assert "aliases gemini, haiku)" in message
+    assert "gpt-4o" not in message
+    assert KEY not in message
+    assert asked == ["litellm"]
+
+
+def test_without_litellm_deployments_litellm_is_not_needed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "deployments.json"
+    entry = {"model_name": "gpt-4o", "litellm_params": {"model": "openai/gpt-4o"}}
+    path.write_text(json.dumps({"model_list": [entry]}))
+    asked = _without_litellm(monkeypatch)
+
+    loaded = load_gateway_config_file(path, environ={})
+
+    assert [d.provider for d in loaded.config.deployments["gpt-4o"]] == ["openai"]
+    assert "litellm" not in asked

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -22,6 +23,10 @@ from deskpilot.gateway import (
     StreamItem,
 )
 from tests.gateway.support import API_KEY
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def make(**overrides: Any) -> Deployment:
@@ -47,6 +52,23 @@ def test_the_api_base_is_normalised_and_must_be_http() -> None:
     assert make().api_base == "https://api.example.test/v1"
     with pytest.raises(ValidationError, match="http"):
         make(api_base="ftp://example.test")
+
+
+def test_only_litellm_deployments_may_leave_out_the_api_base() -> None:
+    tail = make(provider="litellm", model="bedrock/anthropic.claude-3-haiku", api_base=None)
+    assert tail.api_base is None
+    assert tail.identity() == f"d|litellm||bedrock/anthropic.claude-3-haiku|{digest(API_KEY)}"
+    with pytest.raises(ValueError, match="no api_base"):
+        tail.url("/chat/completions")
+    assert make(provider="litellm", api_base="http://x.test/v1/").api_base == "http://x.test/v1"
+    for provider in ("openai", "anthropic", "echo"):
+        with pytest.raises(ValidationError, match="api_base") as raised:
+            make(provider=provider, api_base=None)
+        assert "required, except for provider 'litellm'" in str(raised.value)
+    assert (
+        make().identity() == f"d|openai|https://api.example.test/v1|gpt-4o-mini|{digest(API_KEY)}"
+    )
+    assert make().url("/embeddings") == "https://api.example.test/v1/embeddings"
 
 
 def test_extra_headers_cannot_replace_the_providers_own() -> None:
@@ -121,13 +143,13 @@ class EchoProvider:
 async def test_the_registry_builds_one_instance_per_provider_and_closes_them() -> None:
     registry = ProviderRegistry(BUILTIN_PROVIDERS)
     registry.register("echo", EchoProvider)
-    assert registry.names() == ("openai", "anthropic", "echo")
+    assert registry.names() == ("openai", "anthropic", "litellm", "echo")
     echo = registry.provider("echo")
     assert registry.for_deployment(make(provider="echo")) is echo
     assert isinstance(registry.provider("openai"), OpenAICompatProvider)
     with pytest.raises(ValueError, match="already registered"):
         registry.register("echo", EchoProvider)
-    with pytest.raises(LookupError, match="registered: anthropic, echo, openai"):
+    with pytest.raises(LookupError, match="registered: anthropic, echo, litellm, openai"):
         registry.provider("bedrock")
     await registry.aclose()
     assert isinstance(echo, EchoProvider)

@@ -3,7 +3,6 @@ its message, not its repr, not the traceback a log line with ``exc_info`` would 
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Awaitable
 
 import pytest
@@ -18,23 +17,21 @@ from deskpilot.gateway import (
     call_with_retries,
     first_success,
 )
-from tests.gateway.support import API_KEY, SHORT_TIMEOUT, RecordingSleep, deployment_for, policy
+from tests.gateway.support import (
+    BODY,
+    SHORT_TIMEOUT,
+    RecordingSleep,
+    assert_safe,
+    deployment_for,
+    policy,
+)
 from tests.upstream.server import CutStream, Hang, RateLimited, Reset, ServerError, Upstream
-
-BODY_MARKER = "password-for-the-vpn-is-hunter2"
-BODY = {"messages": [{"role": "user", "content": BODY_MARKER}]}
 
 
 async def failure_of(call: Awaitable[object]) -> ProviderError:
     with pytest.raises(ProviderError) as raised:
         await call
     return raised.value
-
-
-def assert_safe(error: BaseException) -> None:
-    for text in (str(error), repr(error), "".join(traceback.format_exception(error))):
-        assert API_KEY not in text
-        assert BODY_MARKER not in text
 
 
 async def test_no_error_carries_the_key_or_the_body(

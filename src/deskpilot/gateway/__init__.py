@@ -2,9 +2,11 @@
 
 ``Gateway`` (``platform.gateway``) is the request path: route, reserve, call, meter. Below it,
 ``Deployment`` names one upstream model; an ``LLMProvider`` (registered in a
-``ProviderRegistry``) calls it; ``call_with_retries`` / ``open_stream`` add retries and a
-per-deployment ``CircuitBreaker``; ``first_success`` walks a fallback chain; ``Router`` picks
-the chain for a tenant from the ``Catalogue`` and the tenant's ``gateway`` config section.
+``ProviderRegistry``: OpenAI-compatible, Anthropic, and LiteLLM for the long tail) calls it;
+``call_with_retries`` / ``open_stream`` add retries and a per-deployment ``CircuitBreaker``;
+``first_success`` walks a fallback chain; ``Router`` picks the chain for a tenant from the
+``Catalogue`` and the tenant's ``gateway`` config section; ``count_chat`` and friends count
+tokens offline.
 """
 
 from deskpilot.gateway.breaker import BreakerConfig, BreakerState, CircuitBreaker, CircuitBreakers
@@ -27,6 +29,7 @@ from deskpilot.gateway.fallback import (
 from deskpilot.gateway.providers import (
     BUILTIN_PROVIDERS,
     AnthropicProvider,
+    LiteLLMProvider,
     LLMProvider,
     OpenAICompatProvider,
     PoolLimits,
@@ -60,6 +63,13 @@ from deskpilot.gateway.schemas import (
     Usage,
 )
 from deskpilot.gateway.service import Gateway, Served
+from deskpilot.gateway.tokens import (
+    count_chat,
+    count_completion,
+    count_embedding_input,
+    count_text,
+    encoding_name,
+)
 
 __all__ = [
     "BUILTIN_PROVIDERS",
@@ -85,6 +95,7 @@ __all__ = [
     "GatewayConfig",
     "GatewaySection",
     "LLMProvider",
+    "LiteLLMProvider",
     "LoadedConfig",
     "OpenAICompatProvider",
     "OpenedStream",
@@ -104,7 +115,12 @@ __all__ = [
     "Usage",
     "call_with_retries",
     "catalogue_of",
+    "count_chat",
+    "count_completion",
+    "count_embedding_input",
+    "count_text",
     "embed_with_retries",
+    "encoding_name",
     "first_success",
     "load_gateway_config",
     "load_gateway_config_file",

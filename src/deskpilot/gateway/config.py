@@ -32,7 +32,8 @@ from typing import Any
 
 from deskpilot.core.errors import FieldError, SetupError, ValidationFailed
 from deskpilot.gateway.config_litellm import DeploymentPrice, Findings, ParsedEntry, parse_entry
-from deskpilot.gateway.schemas import Deployment
+from deskpilot.gateway.providers.litellm_adapter import INSTALL_HINT, litellm_installed
+from deskpilot.gateway.schemas import LITELLM_PROVIDER, Deployment
 
 __all__ = [
     "DeploymentPrice",
@@ -111,6 +112,7 @@ def load_gateway_config(document: Mapping[str, Any], *, environ: Mapping[str, st
             "the gateway configuration reads environment variables that are unset or empty: "
             + "; ".join(findings.missing_env)
         )
+    _check_litellm(entries)
     deployments: dict[str, list[Deployment]] = {}
     for entry in entries:
         deployments.setdefault(entry.alias, []).append(entry.deployment)
@@ -167,6 +169,17 @@ def _parse(path: Path, text: str) -> Any:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or type(exc).__name__
         raise SetupError(f"{path} is not valid YAML: {problem}{where}") from None
+
+
+def _check_litellm(entries: list[ParsedEntry]) -> None:
+    """Deployments served through LiteLLM need it installed: said at start-up, not at the
+    first request (checked without importing it, which takes seconds)."""
+    aliases = sorted({e.alias for e in entries if e.deployment.provider == LITELLM_PROVIDER})
+    if aliases and not litellm_installed():
+        raise SetupError(
+            "the gateway configuration has deployments served through LiteLLM, which is not "
+            f"installed: {INSTALL_HINT} (needed by the aliases {', '.join(aliases)})"
+        )
 
 
 def _plain(amount: Any) -> str:

@@ -1,14 +1,16 @@
 """One entry of LiteLLM's ``model_list``, read into a deskpilot ``Deployment`` (and its price).
 
-Only the prefixes a built-in provider serves are accepted (``ROUTES``); the long tail of
-LiteLLM's providers needs an adapter that does not exist yet, so those entries are refused by
-name rather than half-served. Values written ``os.environ/NAME`` (LiteLLM's syntax) are read
-from the environment at load; no message built here ever contains a value, only paths and
-variable names, because any of them may be a credential.
+The prefixes a built-in provider serves (``ROUTES``) go to that provider, with its default
+endpoint; every other ``provider/model`` (or ``custom_llm_provider``) goes to the ``litellm``
+provider with LiteLLM's full model string, ``api_base`` optional. Values written
+``os.environ/NAME`` (LiteLLM's syntax) are read from the environment at load; no message built
+here ever contains a value, only paths and variable names, because any of them may be a
+credential.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -18,9 +20,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from deskpilot.core.errors import FieldError
-from deskpilot.gateway.schemas import Deployment
+from deskpilot.gateway.schemas import LITELLM_PROVIDER, Deployment
 
 ENV_PREFIX = "os.environ/"
+# LiteLLM's provider names: bedrock, vertex_ai, together_ai, text-completion-openai, ...
+_PREFIX = re.compile(r"[a-z][a-z0-9_-]*")
 AZURE_V1_SUFFIX = "/openai/v1"
 UNSET_BASE = "http://unset.invalid"  # RFC 2606: can never resolve
 
@@ -202,16 +206,18 @@ def _route(
         prefix, name = explicit, model.removeprefix(f"{explicit}/")
     else:
         prefix, _, name = model.partition("/")
-    route = ROUTES.get(prefix)
-    if route is None or not name:
-        supported = ", ".join(f"{p}/" for p in ROUTES)
+    if not name.strip() or not _PREFIX.fullmatch(prefix):
         findings.refuse(
             f"{path}.model",
-            f"unsupported provider prefix {prefix!r}: supported are {supported} (use openai/ "
-            "with api_base for any other OpenAI-compatible server)",
+            "must be provider/model as LiteLLM names it, e.g. openai/gpt-4o or "
+            "bedrock/anthropic.claude-3-haiku-20240307-v1:0",
         )
         return None
-    fields["provider"], fields["model"] = route.provider, name
+    route = ROUTES.get(prefix)
+    if route is None:  # the long tail: LiteLLM itself calls it, by its own model string
+        fields["provider"], fields["model"] = LITELLM_PROVIDER, f"{prefix}/{name}"
+    else:
+        fields["provider"], fields["model"] = route.provider, name
     fields["key_family"] = prefix
     return prefix
 

@@ -158,6 +158,8 @@ class Route:
 
 
 def needs_key(deployment: Deployment) -> bool:
+    if deployment.api_base is None:  # LiteLLM finds the provider's credentials itself
+        return False
     host = (urlsplit(deployment.api_base).hostname or "").lower()
     return deployment.provider == "anthropic" or any(
         host == h or (h.startswith(".") and host.endswith(h)) for h in _KEYED_HOSTS

@@ -9,11 +9,20 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_serializer, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+)
 
 if TYPE_CHECKING:
     from deskpilot.gateway.errors import ProviderError
 
+LITELLM_PROVIDER = "litellm"
 # Set by the provider itself; a deployment overriding them would break the request or its auth.
 _RESERVED_HEADERS = frozenset({"authorization", "content-type", "content-length", "host", "accept"})
 
@@ -24,6 +33,8 @@ class Deployment(BaseModel):
     ``name`` is what the gateway routes and reports by; ``model`` is the provider's own model
     name, sent upstream in place of whatever the caller asked for. ``read_timeout`` bounds
     each wait for bytes (for a stream: the gap between chunks), not the whole call.
+    ``api_base`` may be left out only for provider ``litellm``, whose providers mostly have a
+    fixed endpoint LiteLLM knows (Bedrock, Vertex AI, ...).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -31,7 +42,11 @@ class Deployment(BaseModel):
     name: str = Field(min_length=1, max_length=128)
     provider: str = Field(default="openai", min_length=1)
     model: str = Field(min_length=1)
-    api_base: str = Field(description="e.g. https://api.openai.com/v1 (no trailing path)")
+    api_base: str | None = Field(
+        default=None,
+        validate_default=True,
+        description="e.g. https://api.openai.com/v1 (no trailing path)",
+    )
     api_key: SecretStr | None = Field(default=None, description="None: no Authorization header")
     connect_timeout: float = Field(default=5.0, gt=0)
     read_timeout: float = Field(default=60.0, gt=0)
@@ -49,7 +64,12 @@ class Deployment(BaseModel):
 
     @field_validator("api_base")
     @classmethod
-    def _http_base(cls, value: str) -> str:
+    def _http_base(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            # An invalid provider is absent from info.data and already refused: no second error.
+            if info.data.get("provider", LITELLM_PROVIDER) != LITELLM_PROVIDER:
+                raise ValueError(f"required, except for provider {LITELLM_PROVIDER!r}")
+            return None
         base = value.strip().rstrip("/")
         if not base.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
@@ -75,13 +95,19 @@ class Deployment(BaseModel):
     def secret(self) -> str | None:
         return self.api_key.get_secret_value() if self.api_key is not None else None
 
+    def url(self, path: str) -> str:
+        """``api_base`` + ``path``, for providers whose deployments always have a base."""
+        if self.api_base is None:
+            raise ValueError(f"deployment {self.name!r} has no api_base")
+        return self.api_base + path
+
     def identity(self) -> str:
         """Stable key of the upstream this deployment reaches, for per-deployment state such
         as circuit breakers. Two tenants' deployments that share a name but not an endpoint or
         a key never share state; the key enters only as a digest."""
         key = self.secret() or ""
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-        return "|".join((self.name, self.provider, self.api_base, self.model, digest))
+        return "|".join((self.name, self.provider, self.api_base or "", self.model, digest))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -141,6 +141,16 @@ class Gateway:
         """Serve from ``catalogue`` from now on (requests in flight keep their route)."""
         self.router = Router(catalogue)
 
+    def warm_up(self) -> None:
+        """Load the tokenizer encodings the catalogue's models use, in a worker thread."""
+        names = {
+            tokens.encoding_name(d.provider, d.model)
+            for deployments in self.catalogue.deployments.values()
+            for d in deployments
+        }
+        if names:
+            self.spawn(asyncio.to_thread(tokens.warm, names))
+
     async def close(self) -> None:
         """Wait for usage still being recorded (streams the client left), close the pools."""
         await self.drain()
@@ -151,6 +161,7 @@ class Gateway:
             await asyncio.gather(*list(self._background), return_exceptions=True)
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run ``work`` as a task the gateway waits for on close."""
         task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)

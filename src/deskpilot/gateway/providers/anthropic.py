@@ -82,7 +82,7 @@ class AnthropicProvider:
         key = deployment.secret()
         if key is not None:
             headers["x-api-key"] = key
-        return self._http.request(deployment, deployment.api_base + MESSAGES_PATH, payload, headers)
+        return self._http.request(deployment, deployment.url(MESSAGES_PATH), payload, headers)
 
 
 def _payload(body: Mapping[str, Any], deployment: Deployment, *, stream: bool) -> dict[str, Any]:

@@ -76,4 +76,4 @@ class OpenAICompatProvider:
         key = deployment.secret()
         if key is not None:
             headers["authorization"] = f"Bearer {key}"
-        return self._http.request(deployment, deployment.api_base + path, payload, headers)
+        return self._http.request(deployment, deployment.url(path), payload, headers)

@@ -23,7 +23,9 @@ DONE = "[DONE]"
 
 
 @dataclass
-class _Progress:
+class StreamProgress:
+    """What a relay has seen of an OpenAI-shaped stream (shared with the LiteLLM adapter)."""
+
     delivered: int = 0
     done: bool = False
     usage: Usage | None = None
@@ -35,6 +37,19 @@ class _Progress:
             self.usage = usage
         self.finish_reason = finish_reason_of(chunk) or self.finish_reason
 
+    def end(self, error: ProviderError | None, deployment: Deployment) -> StreamEnd:
+        """The closing item; raises ``error`` instead while nothing was delivered. A stream
+        that stopped with neither ``[DONE]`` nor a finish reason was cut."""
+        if error is None and not self.done and self.finish_reason is None:
+            error = ProviderError(
+                ErrorKind.CONNECTION,
+                "the stream ended before the provider finished it",
+                deployment=deployment.name,
+            )
+        if error is not None and not self.delivered:
+            raise error
+        return StreamEnd(usage=self.usage, finish_reason=self.finish_reason, error=error)
+
 
 def _chunk(event: ServerSentEvent, deployment: Deployment) -> dict[str, Any]:
     return stream_event_json(event, deployment, is_error=lambda payload: "error" in payload)
@@ -45,7 +60,7 @@ async def relay(
 ) -> AsyncIterator[StreamItem]:
     """``pass_usage``: the caller asked for ``include_usage`` itself, so it gets the usage chunk
     too; otherwise that chunk is consumed here."""
-    progress = _Progress()
+    progress = StreamProgress()
     error: ProviderError | None = None
     try:
         async for event in events:
@@ -62,12 +77,4 @@ async def relay(
         error = exc
     except httpx.HTTPError as exc:
         error = transport_error(exc, deployment)
-    if error is None and not progress.done and progress.finish_reason is None:
-        error = ProviderError(
-            ErrorKind.CONNECTION,
-            "the stream ended before the provider finished it",
-            deployment=deployment.name,
-        )
-    if error is not None and not progress.delivered:
-        raise error
-    yield StreamEnd(usage=progress.usage, finish_reason=progress.finish_reason, error=error)
+    yield progress.end(error, deployment)

@@ -35,22 +35,17 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-import httpx
-import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gateway_server import (  # bench/gateway_server.py and bench/loadgen.py: siblings
     UPSTREAM_KEY,
     CpuMeter,
     Deskpilot,
+    deskpilot_home,
     serve_has_config_option,
     upstream_process,
 )
@@ -180,28 +175,6 @@ class Bench:
         }
 
 
-def check_gateway(dp: Deskpilot) -> None:
-    """One request first, so a missing route or broken deployment is named plainly."""
-    headers = {"Authorization": f"Bearer {dp.key}"}
-    answer = httpx.post(dp.base_url + PATH, content=body("bench"), headers=headers, timeout=30)
-    if answer.status_code == 404:
-        sys.exit(f"POST {PATH} is 404: the gateway routes are not in this checkout yet")
-    if answer.status_code != 200 or "chat.completion" not in answer.text:
-        sys.exit(f"POST {PATH} answered {answer.status_code}: {answer.text[:500]}")
-
-
-def wait_for_metering(dp: Deskpilot, expected: int) -> int:
-    """The usage event count once it reaches ``expected`` or stops moving (15 s at most)."""
-    deadline, last, still = time.monotonic() + 15, -1, 0
-    while True:
-        events = dp.usage_events()
-        still = still + 1 if events == last else 0
-        if events >= expected or still >= 3 or time.monotonic() > deadline:
-            return events
-        last = events
-        time.sleep(0.5)
-
-
 def summary(
     bench: Bench, runs: dict[int, dict[int, Any]], usage_events: int | None
 ) -> dict[str, Any]:
@@ -261,13 +234,6 @@ def direct_summary(bench: Bench, levels: dict[int, Any]) -> dict[str, Any]:
     }
 
 
-@contextmanager
-def deskpilot_home(upstream_port: int, redis_url: str) -> Iterator[Deskpilot]:
-    redis.Redis.from_url(redis_url).flushdb()
-    with tempfile.TemporaryDirectory(prefix="deskpilot-bench-") as home:
-        yield Deskpilot(Path(home), upstream_port=upstream_port, redis_url=redis_url)
-
-
 def run_gateway(bench: Bench, direct: Target, upstream_port: int) -> dict[str, Any]:
     runs: dict[int, dict[int, Any]] = {}
     usage_events = None
@@ -277,13 +243,13 @@ def run_gateway(bench: Bench, direct: Target, upstream_port: int) -> dict[str, A
             with dp.running(workers):
                 if n == 0:
                     dp.create_tenant()
-                check_gateway(dp)
+                dp.check_chat(PATH, body("bench"))
                 bench.ok["deskpilot"] += 1
                 gateway = target("deskpilot", dp.port, "bench", dp.key)
                 bench.cpu = CpuMeter(bench_groups(bench, dp))
                 runs[workers] = bench.levels(direct, gateway, workers)
                 if n == len(bench.args.workers) - 1:
-                    usage_events = wait_for_metering(dp, bench.ok["deskpilot"])
+                    usage_events = dp.wait_for_usage_events(bench.ok["deskpilot"])
     return summary(bench, runs, usage_events)
 
 
@@ -303,7 +269,7 @@ def run_profile(bench: Bench, direct: Target, upstream_port: int) -> dict[str, A
     top, out = max(bench.args.concurrency), Path(bench.args.profile_out).resolve()
     with deskpilot_home(upstream_port, bench.args.redis_url) as dp, dp.running(1):
         dp.create_tenant()
-        check_gateway(dp)
+        dp.check_chat(PATH, body("bench"))
         gateway = target("deskpilot", dp.port, "bench", dp.key)
         bench.run(gateway, top, 1.0, 0.0)  # warm up before sampling starts
         seconds = bench.args.seconds

@@ -17,6 +17,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 import httpx
+import redis
 
 ROOT = Path(__file__).resolve().parents[1]
 TENANT = "bench"
@@ -208,6 +210,26 @@ class Deskpilot:
         self.key = created.json()["secret"]
         return self.key
 
+    def check_chat(self, path: str, body: bytes) -> None:
+        """One request first, so a missing route or a broken deployment is named plainly."""
+        headers = {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"}
+        answer = httpx.post(self.base_url + path, content=body, headers=headers, timeout=30)
+        if answer.status_code == 404:
+            raise SystemExit(f"POST {path} is 404: the gateway routes are not in this checkout")
+        if answer.status_code != 200 or "chat.completion" not in answer.text:
+            raise SystemExit(f"POST {path} answered {answer.status_code}: {answer.text[:500]}")
+
+    def wait_for_usage_events(self, expected: int) -> int:
+        """The usage event count once it reaches ``expected`` or stops moving (15 s at most)."""
+        deadline, last, still = time.monotonic() + 15, -1, 0
+        while True:
+            events = self.usage_events()
+            still = still + 1 if events == last else 0
+            if events >= expected or still >= 3 or time.monotonic() > deadline:
+                return events
+            last = events
+            time.sleep(0.5)
+
     def usage_events(self) -> int:
         """The tenant's metered events (from the rollups, written with each ledger batch)."""
         now = datetime.now(UTC)
@@ -220,6 +242,14 @@ class Deskpilot:
             answer.raise_for_status()
         rows = [t for t in answer.json()["tenants"] if t["tenant_id"] == TENANT]
         return int(rows[0]["events"]) if rows else 0
+
+
+@contextmanager
+def deskpilot_home(upstream_port: int, redis_url: str) -> Iterator[Deskpilot]:
+    """A fresh DESKPILOT_HOME (removed afterwards) and a flushed Redis database."""
+    redis.Redis.from_url(redis_url).flushdb()
+    with tempfile.TemporaryDirectory(prefix="deskpilot-bench-") as home:
+        yield Deskpilot(Path(home), upstream_port=upstream_port, redis_url=redis_url)
 
 
 def free_port() -> int:

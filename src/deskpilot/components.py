@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from deskpilot.core.component import Component
+from deskpilot.gateway.component import COMPONENT as GATEWAY
 from deskpilot.metering import COMPONENT as METERING
 from deskpilot.quotas import COMPONENT as QUOTAS
 from deskpilot.tenancy import COMPONENT as TENANCY
 
-BUILTIN: tuple[Component, ...] = (TENANCY, METERING, QUOTAS)
+BUILTIN: tuple[Component, ...] = (TENANCY, METERING, QUOTAS, GATEWAY)

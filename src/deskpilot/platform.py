@@ -30,6 +30,15 @@ from deskpilot.core.migrate import current_revision, head_revision, migrate
 from deskpilot.core.redis import open_redis
 from deskpilot.core.resources import PurgeStep, Resources
 from deskpilot.core.settings import Settings
+from deskpilot.gateway import (
+    BUILTIN_PROVIDERS,
+    Gateway,
+    GatewayConfig,
+    ProviderRegistry,
+    RetryPolicy,
+    catalogue_of,
+    load_gateway_config_file,
+)
 from deskpilot.metered import MeteredWork
 from deskpilot.metering import Meter, MeteringAdmin, PriceTable, UsageHandle, ensure_partitions
 from deskpilot.quotas import Dimension, QuotaService, QuotaStatus, quota_backend
@@ -71,6 +80,7 @@ class Platform:
         bus: InvalidationBus,
         components: Sequence[Component],
         prices: PriceTable,
+        gateway_config: GatewayConfig | None = None,
     ) -> None:
         self.resources = resources
         self.components = tuple(components)
@@ -88,6 +98,14 @@ class Platform:
         self.meter = Meter(resources, prices)
         self.quotas = QuotaService(resources, quota_backend(resources))
         self.meter.on_durable(self.quotas.on_durable)
+        retries = gateway_config.retries if gateway_config else None
+        self.gateway = Gateway(
+            catalogue=catalogue_of(gateway_config),
+            prices=prices,
+            metered=self.metered,
+            providers=ProviderRegistry(BUILTIN_PROVIDERS),
+            policy=RetryPolicy() if retries is None else RetryPolicy(max_retries=retries),
+        )
         self._maintenance: asyncio.Task[None] | None = None
 
     @classmethod
@@ -100,12 +118,18 @@ class Platform:
     ) -> Platform:
         settings = settings or Settings()
         schema = ConfigSchema([s for c in components for s in c.config_sections])
+        gateway_config = None
+        if settings.gateway_config is not None:  # refused before anything starts
+            gateway_config = load_gateway_config_file(settings.gateway_config).config
         db = await Database.open(settings)
         redis = None
         try:
             if run_migrations:
                 await migrate(db)
-            prices = PriceTable.load_file(settings.prices_file)
+            prices = PriceTable.load_file(
+                settings.prices_file,
+                deployments=gateway_config.price_overrides() if gateway_config else None,
+            )
             if run_migrations or await current_revision(db) == head_revision():
                 # (an unmigrated database is reported by whoever asked not to migrate)
                 await ensure_partitions(db, datetime.now(UTC))
@@ -117,7 +141,9 @@ class Platform:
                 await redis.aclose()
             await db.close()
             raise
-        platform = cls(Resources(settings, db, schema, redis), bus, components, prices)
+        platform = cls(
+            Resources(settings, db, schema, redis), bus, components, prices, gateway_config
+        )
         platform._maintenance = asyncio.create_task(
             platform._maintain(), name="deskpilot-maintenance"
         )
@@ -142,6 +168,7 @@ class Platform:
             self._maintenance.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._maintenance
+        await self.gateway.close()  # usage of streams still finishing reaches the meter
         await self.meter.close()  # flushes queued usage before the database goes
         await self._bus.stop()
         if self.resources.redis is not None:

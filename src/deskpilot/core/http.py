@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import time
 import uuid
 from typing import Any
@@ -31,6 +32,17 @@ log = logging.getLogger("deskpilot.http")
 
 def request_id(request: Request) -> str:
     return str(request.scope.get("state", {}).get("request_id", ""))
+
+
+def billing_request_id(request: Request) -> str:
+    """The request id as an idempotency key for billing: the id itself when deskpilot made it,
+    with a random suffix when the caller chose it (a caller reusing its ``X-Request-ID`` must
+    not turn a second paid call into a "duplicate" that is never billed)."""
+    state = request.scope.get("state", {})
+    rid = str(state.get("request_id", "")) or uuid.uuid4().hex
+    if state.get("request_id_supplied"):
+        return f"{rid[:100]}.{secrets.token_hex(6)}"
+    return rid
 
 
 class ProblemField(BaseModel):
@@ -115,8 +127,11 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         supplied = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
-        rid = supplied if _VALID_REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = rid
+        kept = _VALID_REQUEST_ID.fullmatch(supplied) is not None
+        rid = supplied if kept else uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        # A caller may reuse its id; whatever bills by request id must not trust it as unique.
+        state["request_id"], state["request_id_supplied"] = rid, kept
         started = time.perf_counter()
         status = 500
 
@@ -215,6 +230,68 @@ class _BodyTooLargeError(Exception):
     pass
 
 
+OPENAI_ERROR_PATHS = "openai_error_paths"
+_OPENAI_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    409: "invalid_request_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def speak_openai_errors(app: FastAPI, *paths: str) -> None:
+    """Errors on ``paths`` use OpenAI's error shape, so OpenAI clients and SDKs read them:
+    ``{"error": {"message", "type", "param", "code", ...}, "request_id"}``. ``code`` is the
+    deskpilot error type; machine-readable extras (a quota's limit, the chain tried) are
+    members of ``error``."""
+    registered: set[str] = getattr(app.state, OPENAI_ERROR_PATHS, set())
+    registered.update(paths)
+    setattr(app.state, OPENAI_ERROR_PATHS, registered)
+
+
+def openai_error(
+    status: int,
+    type_: str,
+    detail: str,
+    rid: str,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    members = dict(extra or {})
+    param = members.pop("param", None) or (errors[0]["path"] if errors else None)
+    error: dict[str, Any] = {
+        "message": detail,
+        "type": _OPENAI_TYPES.get(status, "api_error"),
+        "param": param,
+        "code": type_,
+        **members,
+    }
+    if errors:
+        error["errors"] = errors
+    return JSONResponse({"error": error, "request_id": rid}, status_code=status, headers=headers)
+
+
+def _answer(
+    request: Request,
+    status: int,
+    type_: str,
+    title: str,
+    detail: str,
+    rid: str,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    if request.url.path in getattr(request.app.state, OPENAI_ERROR_PATHS, ()):
+        return openai_error(status, type_, detail, rid, errors, headers, extra)
+    return problem(status, type_, title, detail, rid, errors, headers, extra)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DeskpilotError)
     async def _domain(request: Request, exc: DeskpilotError) -> JSONResponse:
@@ -224,7 +301,8 @@ def install_error_handlers(app: FastAPI) -> None:
         retry = exc.retry_after()
         if retry is not None:
             headers["retry-after"] = str(retry)
-        return problem(
+        return _answer(
+            request,
             exc.status,
             exc.type,
             exc.title,
@@ -240,7 +318,8 @@ def install_error_handlers(app: FastAPI) -> None:
         malformed = [e for e in exc.errors() if e.get("type") == "json_invalid"]
         if malformed:
             context = malformed[0].get("ctx", {}).get("error", "")
-            return problem(
+            return _answer(
+                request,
                 400,
                 "malformed_json",
                 "Malformed JSON",
@@ -252,7 +331,8 @@ def install_error_handlers(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         detail = "; ".join(f"{e.path}: {e.message}" for e in errors)
-        return problem(
+        return _answer(
+            request,
             422,
             "validation_error",
             "Invalid input",
@@ -266,7 +346,8 @@ def install_error_handlers(app: FastAPI) -> None:
         type_ = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(
             exc.status_code, "http_error"
         )
-        return problem(
+        return _answer(
+            request,
             exc.status_code,
             type_,
             str(exc.detail),
@@ -279,7 +360,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unstorable(request: Request, exc: DataError) -> JSONResponse:
         # Input the database cannot store (e.g. NUL in text); schemas refuse what they know of.
         log.warning("database refused a value", exc_info=True)
-        return problem(
+        return _answer(
+            request,
             422,
             "validation_error",
             "Invalid input",
@@ -292,7 +374,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OSError)
     async def _dependency_down(request: Request, exc: Exception) -> JSONResponse:
         log.warning("database unreachable", exc_info=True)
-        return problem(
+        return _answer(
+            request,
             503,
             "unavailable",
             "Service unavailable",
@@ -304,7 +387,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", extra={"path": request.url.path})
-        return problem(
+        return _answer(
+            request,
             500,
             "internal_error",
             "Internal error",

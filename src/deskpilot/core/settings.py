@@ -56,6 +56,12 @@ class Settings(BaseSettings):
         validation_alias="DESKPILOT_PRICES_FILE",
         description="JSON file of price overrides merged over the bundled price table.",
     )
+    gateway_config: Path | None = Field(
+        default=None,
+        validation_alias="DESKPILOT_GATEWAY_CONFIG",
+        description="The gateway's deployments file (YAML or JSON, LiteLLM model_list shape); "
+        "deskpilot serve --config FILE sets it.",
+    )
     db_pool_size: int = Field(default=10, ge=1, validation_alias="DESKPILOT_DB_POOL_SIZE")
     log_level: str = Field(default="INFO", validation_alias="DESKPILOT_LOG_LEVEL")
     log_json: bool = Field(default=True, validation_alias="DESKPILOT_LOG_JSON")

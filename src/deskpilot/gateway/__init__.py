@@ -1,9 +1,10 @@
 """LLM gateway: OpenAI-compatible entry to many providers (issue 4).
 
-Built so far: the provider layer. ``Deployment`` names one upstream model; an ``LLMProvider``
-(registered in a ``ProviderRegistry``) calls it; ``call_with_retries`` / ``open_stream`` add
-retries and a per-deployment ``CircuitBreaker``; ``first_success`` walks a fallback chain.
-Routes, per-tenant routing and metering come next.
+``Gateway`` (``platform.gateway``) is the request path: route, reserve, call, meter. Below it,
+``Deployment`` names one upstream model; an ``LLMProvider`` (registered in a
+``ProviderRegistry``) calls it; ``call_with_retries`` / ``open_stream`` add retries and a
+per-deployment ``CircuitBreaker``; ``first_success`` walks a fallback chain; ``Router`` picks
+the chain for a tenant from the ``Catalogue`` and the tenant's ``gateway`` config section.
 """
 
 from deskpilot.gateway.breaker import BreakerConfig, BreakerState, CircuitBreaker, CircuitBreakers
@@ -39,6 +40,13 @@ from deskpilot.gateway.resilience import (
     open_stream,
     stream_with_retries,
 )
+from deskpilot.gateway.routing import (
+    Catalogue,
+    GatewaySection,
+    Route,
+    Router,
+    catalogue_of,
+)
 from deskpilot.gateway.schemas import (
     NO_USAGE,
     ChatResult,
@@ -50,6 +58,7 @@ from deskpilot.gateway.schemas import (
     StreamItem,
     Usage,
 )
+from deskpilot.gateway.service import Gateway, Served
 
 __all__ = [
     "BUILTIN_PROVIDERS",
@@ -60,6 +69,7 @@ __all__ = [
     "AnthropicProvider",
     "BreakerConfig",
     "BreakerState",
+    "Catalogue",
     "ChatResult",
     "CircuitBreaker",
     "CircuitBreakers",
@@ -69,7 +79,9 @@ __all__ = [
     "EmbedResult",
     "ErrorKind",
     "FallbackSuccess",
+    "Gateway",
     "GatewayConfig",
+    "GatewaySection",
     "LLMProvider",
     "LoadedConfig",
     "OpenAICompatProvider",
@@ -80,12 +92,16 @@ __all__ = [
     "ProviderRegistry",
     "ProviderResult",
     "RetryPolicy",
+    "Route",
+    "Router",
+    "Served",
     "StreamChunk",
     "StreamEnd",
     "StreamItem",
     "Tried",
     "Usage",
     "call_with_retries",
+    "catalogue_of",
     "embed_with_retries",
     "first_success",
     "load_gateway_config",

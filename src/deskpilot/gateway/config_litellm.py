@@ -212,6 +212,7 @@ def _route(
         )
         return None
     fields["provider"], fields["model"] = route.provider, name
+    fields["key_family"] = prefix
     return prefix
 
 

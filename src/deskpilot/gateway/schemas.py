@@ -40,6 +40,12 @@ class Deployment(BaseModel):
     tpm: int | None = Field(default=None, ge=1)
     # Header values may be credentials too (an organisation id, a proxy token): kept out of repr.
     extra_headers: Mapping[str, str] = Field(default_factory=dict, repr=False)
+    key_family: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Whose provider key a tenant's own key replaces (openai, azure, anthropic"
+        ", ...); None: the provider's name.",
+    )
 
     @field_validator("api_base")
     @classmethod
@@ -60,6 +66,11 @@ class Deployment(BaseModel):
     @field_serializer("extra_headers")
     def _plain_headers(self, value: Mapping[str, str]) -> dict[str, str]:
         return dict(value)
+
+    @property
+    def family(self) -> str:
+        """The key family a tenant's own provider key (BYO) is stored under."""
+        return self.key_family or self.provider
 
     def secret(self) -> str | None:
         return self.api_key.get_secret_value() if self.api_key is not None else None

@@ -159,11 +159,14 @@ class PriceTable:
             raise ValidationFailed("price table refused", errors) from exc
 
     @classmethod
-    def load_file(cls, path: Path | None) -> PriceTable:
+    def load_file(
+        cls, path: Path | None, *, deployments: Mapping[str, Any] | None = None
+    ) -> PriceTable:
         """The bundled table with the JSON overrides in ``path`` (``DESKPILOT_PRICES_FILE``)
-        merged over it; a file that cannot be used stops start-up, saying why."""
+        merged over it, then the prices of the gateway's deployments file (``deployments``,
+        the more specific of the two); a file that cannot be used stops start-up, saying why."""
         if path is None:
-            return cls.load()
+            return cls.load(deployments)
         try:
             overrides = json.loads(path.read_text("utf-8"))
         except (OSError, ValueError) as exc:
@@ -171,7 +174,7 @@ class PriceTable:
         if not isinstance(overrides, dict):
             raise SetupError(f"the price overrides in {path} must be a JSON object")
         try:
-            return cls.load(overrides)
+            return cls.load(merge_patch(overrides, deployments or {}))
         except ValidationFailed as exc:
             reasons = "; ".join(f"{e.path}: {e.message}" for e in exc.errors)
             raise SetupError(f"the price overrides in {path} were refused: {reasons}") from exc

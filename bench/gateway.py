@@ -6,7 +6,8 @@
 
 Starts the loopback OpenAI-compatible upstream (tests/upstream) in its own process and a real
 ``deskpilot serve --workers W --config deployments.yaml`` on a fresh temporary DESKPILOT_HOME
-(embedded PostgreSQL; Redis at REDIS_URL, default redis://127.0.0.1:6379/14, flushed first).
+(embedded PostgreSQL; Redis at ``--redis-url``, default redis://127.0.0.1:6379/14, which is
+flushed first).
 Every request takes the full path: key auth, routing, quota reserve/settle, durable metering.
 The tenant and its ``llm`` key are made through the admin HTTP API with the operator token.
 
@@ -30,10 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import statistics
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -41,12 +39,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gateway_profile import find_py_spy, hot_spots, recording
 from gateway_server import (  # bench/gateway_server.py and bench/loadgen.py: siblings
     UPSTREAM_KEY,
     CpuMeter,
     Deskpilot,
+    config_channel,
     deskpilot_home,
-    serve_has_config_option,
     upstream_process,
 )
 from loadgen import LoadPool, Outcome, Target, encode_post, loop_name, percentile_ms
@@ -76,6 +75,11 @@ def log(message: str) -> None:
 
 def emit(result: dict[str, Any]) -> None:
     print(json.dumps(result), flush=True)
+
+
+def progress(result: dict[str, Any]) -> None:
+    name, connections = result["target"], result["concurrency"]
+    log(f"  {name:9} c={connections:<3} {result['rps']:>8} req/s  p50 {result['p50_ms']} ms")
 
 
 def stats(outcome: Outcome, seconds: float) -> dict[str, Any]:
@@ -113,15 +117,14 @@ class Bench:
 
     def level(self, tgt: Target, connections: int, workers: int | None) -> dict[str, Any]:
         """One measured level; prints its JSON line."""
-        seconds, warmup = self.args.seconds, self.args.warmup
         before, started = self.cpu.snapshot(), time.perf_counter()
-        outcome = self.run(tgt, connections, seconds, warmup)
-        cores = CpuMeter.cores(before, self.cpu.snapshot(), time.perf_counter() - started)
+        outcome = self.run(tgt, connections, self.args.seconds, self.args.warmup)
+        wall = time.perf_counter() - started
+        requests = outcome.ok_total + sum(outcome.errors.values())
         result = {"target": tgt.name, "workers": workers, "concurrency": connections}
-        result |= stats(outcome, seconds) | {"cpu_cores": cores}
-        log(
-            f"  {tgt.name:9} c={connections:<3} {result['rps']:>8} req/s  p50 {result['p50_ms']} ms"
-        )
+        result |= stats(outcome, self.args.seconds)
+        result |= CpuMeter.usage(before, self.cpu.snapshot(), wall, requests)
+        progress(result)
         emit(result)
         return result
 
@@ -149,7 +152,7 @@ class Bench:
             mine["added_p50_ms"] = round(mine["p50_ms"] - theirs["p50_ms"], 3)
         mine["added_p50_ms_round_median"] = round(statistics.median(differences), 3)
         for result in results.values():
-            log(f"  {result['target']:9} c=1   {result['rps']:>8} req/s  p50 {result['p50_ms']} ms")
+            progress(result)
             emit(result)
         return results
 
@@ -184,6 +187,9 @@ def summary(
     deskpilot_rps = chosen[top]["deskpilot"]["rps"]
     ok = bench.ok["deskpilot"]
     errors = sum(bench.errors.values())
+    failed = sum(n for kind, n in bench.errors.items() if kind.startswith("deskpilot:"))
+    # A failed request may or may not have been metered (an error event); a success must be.
+    metered = usage_events is not None and (usage_events >= ok if failed else usage_events == ok)
     return {
         "direct_rps": chosen[top]["direct"]["rps"],
         "deskpilot_rps": deskpilot_rps,
@@ -195,6 +201,7 @@ def summary(
         "deskpilot_p99_ms_1conn": chosen[1]["deskpilot"]["p99_ms"],
         "deskpilot_p50_ms_top": chosen[top]["deskpilot"]["p50_ms"],
         "deskpilot_p99_ms_top": chosen[top]["deskpilot"]["p99_ms"],
+        "deskpilot_cpu_ms_per_request": cpu_ms_per_request(chosen[top]["deskpilot"]),
         "concurrency": top,
         "workers": best,
         "litellm_proxy_rps_reference": LITELLM_PROXY_RPS,
@@ -204,7 +211,7 @@ def summary(
         "meets_throughput_target": deskpilot_rps >= THROUGHPUT_TARGET * LITELLM_PROXY_RPS,
         "usage_events": usage_events,
         "requests_ok": ok,
-        "metering_complete": usage_events == ok,
+        "metering_complete": metered,
         "errors": errors,
         "error_kinds": dict(bench.errors),
         **bench.load_cost(),
@@ -212,6 +219,12 @@ def summary(
         "event_loop": loop_name(),
         "seconds": bench.args.seconds,
     }
+
+
+def cpu_ms_per_request(result: dict[str, Any]) -> float | None:
+    """deskpilot's own CPU per request (all workers): steadier than requests/s when the
+    machine is shared."""
+    return result.get("cpu_ms_per_request", {}).get("deskpilot")
 
 
 def direct_summary(bench: Bench, levels: dict[int, Any]) -> dict[str, Any]:
@@ -236,10 +249,10 @@ def direct_summary(bench: Bench, levels: dict[int, Any]) -> dict[str, Any]:
 
 def run_gateway(bench: Bench, direct: Target, upstream_port: int) -> dict[str, Any]:
     runs: dict[int, dict[int, Any]] = {}
-    usage_events = None
-    with deskpilot_home(upstream_port, bench.args.redis_url) as dp:
+    usage_events, quota_used = None, None
+    with deskpilot_home(upstream_port, bench.args.redis_url, bench.args.config_channel) as dp:
         for n, workers in enumerate(bench.args.workers):
-            log(f"deskpilot serve --workers {workers} (first start runs initdb) ...")
+            log(f"deskpilot serve --workers {workers}{' (first start: initdb)' if n == 0 else ''}")
             with dp.running(workers):
                 if n == 0:
                     dp.create_tenant()
@@ -250,7 +263,12 @@ def run_gateway(bench: Bench, direct: Target, upstream_port: int) -> dict[str, A
                 runs[workers] = bench.levels(direct, gateway, workers)
                 if n == len(bench.args.workers) - 1:
                     usage_events = dp.wait_for_usage_events(bench.ok["deskpilot"])
-    return summary(bench, runs, usage_events)
+                    quota_used = dp.quota_used()
+    final = summary(bench, runs, usage_events) | {"quota_used": quota_used}
+    if quota_used and final["requests_ok"]:  # the upstream's usage, settled per request
+        tokens = float(quota_used["tokens_per_period"]) / final["requests_ok"]
+        final["quota_tokens_per_request"] = round(tokens, 2)
+    return final
 
 
 def bench_groups(bench: Bench, dp: Deskpilot | None) -> dict[str, list[int]]:
@@ -262,57 +280,42 @@ def bench_groups(bench: Bench, dp: Deskpilot | None) -> dict[str, list[int]]:
     return groups
 
 
-def run_profile(bench: Bench, direct: Target, upstream_port: int) -> dict[str, Any]:
-    spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
-    if spy is None:
-        sys.exit("--profile needs py-spy (pip install py-spy into the venv); it is not installed")
+def run_profile(bench: Bench, spy: str, upstream_port: int) -> dict[str, Any]:
     top, out = max(bench.args.concurrency), Path(bench.args.profile_out).resolve()
-    with deskpilot_home(upstream_port, bench.args.redis_url) as dp, dp.running(1):
+    with (
+        deskpilot_home(upstream_port, bench.args.redis_url, bench.args.config_channel) as dp,
+        dp.running(1),
+    ):
         dp.create_tenant()
         dp.check_chat(PATH, body("bench"))
         gateway = target("deskpilot", dp.port, "bench", dp.key)
         bench.run(gateway, top, 1.0, 0.0)  # warm up before sampling starts
-        seconds = bench.args.seconds
-        command = [spy, "record", "--pid", str(dp.pid), "--duration", str(int(seconds) + 1)]
-        command += ["--format", "raw", "--rate", "200", "--output", str(out), "--nonblocking"]
-        spying = subprocess.Popen(  # noqa: S603  (py-spy found on PATH, fixed arguments)
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        time.sleep(0.5)
-        result = stats(bench.run(gateway, top, seconds, 0.0), seconds)
-        _, problems = spying.communicate(timeout=60)
-        if spying.returncode != 0:
-            sys.exit(f"py-spy failed ({spying.returncode}): {problems.decode(errors='replace')}")
+        with recording(spy, dp.pid, bench.args.seconds, out):
+            result = stats(bench.run(gateway, top, bench.args.seconds, 0.0), bench.args.seconds)
     return {"profile": str(out), "concurrency": top, "workers": 1, **result, **hot_spots(out)}
 
 
-def hot_spots(collapsed: Path, count: int = 15) -> dict[str, Any]:
-    """Self time per function from py-spy's collapsed stacks (``frame;frame;leaf N``)."""
-    leaves: Counter[str] = Counter()
-    total = 0
-    for line in collapsed.read_text().splitlines():
-        stack, _, samples = line.rpartition(" ")
-        if not stack or not samples.isdigit():
-            continue
-        total += int(samples)
-        leaves[stack.rsplit(";", 1)[-1]] += int(samples)
-    top = [{"frame": f, "share": round(n / total, 3)} for f, n in leaves.most_common(count)]
-    return {"samples": total, "self_time_top": top}
-
-
 def main(args: argparse.Namespace) -> int:
-    if not args.direct_only and not serve_has_config_option():
-        sys.exit(
-            "deskpilot serve has no --config option in this checkout: the gateway has not "
-            "landed yet (use --direct-only to measure the upstream and the load generator)"
-        )
+    if not args.direct_only:
+        args.config_channel = config_channel()
+        if args.config_channel is None:
+            sys.exit(
+                "deskpilot serve takes no deployments file in this checkout (no --config, no "
+                "DESKPILOT_GATEWAY_CONFIG): the gateway has not landed yet (use --direct-only "
+                "to measure the upstream and the load generator)"
+            )
+        if args.config_channel == "env":
+            log("note: deskpilot serve has no --config yet; passing DESKPILOT_GATEWAY_CONFIG")
+    spy = find_py_spy() if args.profile else None
+    if args.profile and spy is None:
+        sys.exit("--profile needs py-spy (pip install py-spy into the venv); it is not installed")
     with upstream_process() as (upstream_port, upstream_pid):
         direct = target("direct", upstream_port, "gpt-4o-mini", UPSTREAM_KEY)
         pool = LoadPool(args.load_processes)
         try:
             bench = Bench(args, pool, upstream_pid)
-            if args.profile:
-                emit(run_profile(bench, direct, upstream_port))
+            if spy is not None:
+                emit(run_profile(bench, spy, upstream_port))
                 return 0
             if args.direct_only:
                 bench.cpu = CpuMeter(bench_groups(bench, None))
@@ -352,11 +355,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--round-seconds", type=float, default=0.5, help="1-connection rounds")
     parser.add_argument("--round-warmup", type=float, default=0.1)
     parser.add_argument("--max-error-fraction", type=float, default=0.001)
-    parser.add_argument(
-        "--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
-    )
-    parser.add_argument("--direct-only", action="store_true")
-    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14", help="flushed!")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--direct-only", action="store_true", help="the upstream alone")
+    mode.add_argument("--profile", action="store_true", help="one worker under py-spy")
     parser.add_argument("--profile-out", default="gateway-profile.txt")
     args = parser.parse_args()
     if 1 not in args.concurrency:

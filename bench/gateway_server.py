@@ -81,7 +81,10 @@ def upstream_process() -> Iterator[tuple[int, int]]:
         proc.join(10)
 
 
-def serve_has_config_option() -> bool:
+def config_channel() -> str | None:
+    """How this checkout's ``deskpilot serve`` takes the deployments file: ``"option"``
+    (``--config FILE``), ``"env"`` (only the DESKPILOT_GATEWAY_CONFIG setting it stands for),
+    or None (no gateway configuration at all)."""
     shown = subprocess.run(
         [sys.executable, "-m", "deskpilot.cli", "serve", "--help"],
         capture_output=True,
@@ -89,14 +92,19 @@ def serve_has_config_option() -> bool:
         check=False,
         env={**os.environ, "COLUMNS": "200"},
     )
-    return "--config" in shown.stdout
+    if "--config" in shown.stdout:
+        return "option"
+    from deskpilot.core.settings import Settings
+
+    return "env" if "gateway_config" in Settings.model_fields else None
 
 
 class Deskpilot:
     """One ``deskpilot serve`` on a DESKPILOT_HOME that outlives restarts (worker sweeps)."""
 
-    def __init__(self, home: Path, *, upstream_port: int, redis_url: str) -> None:
+    def __init__(self, home: Path, *, upstream_port: int, redis_url: str, channel: str) -> None:
         self.home = home
+        self._channel = channel
         self.token = "dpo_" + secrets.token_hex(24)
         self.config_file = home / "deployments.yaml"
         self.config_file.write_text(CONFIG.format(port=upstream_port, key=UPSTREAM_KEY))
@@ -104,6 +112,7 @@ class Deskpilot:
         self._proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.key = ""
+        self._report_key = ""
 
     @property
     def pid(self) -> int:
@@ -126,13 +135,17 @@ class Deskpilot:
             DESKPILOT_LOG_LEVEL="WARNING",
             REDIS_URL=self._redis_url,
         )
+        if self._channel == "env":
+            env["DESKPILOT_GATEWAY_CONFIG"] = str(self.config_file)
         return env
 
     @contextmanager
     def running(self, workers: int) -> Iterator[Deskpilot]:
         self.port = free_port()
         command = [sys.executable, "-m", "deskpilot.cli", "serve", "--port", str(self.port)]
-        command += ["--workers", str(workers), "--config", str(self.config_file)]
+        command += ["--workers", str(workers)]
+        if self._channel == "option":
+            command += ["--config", str(self.config_file)]
         log = (self.home / "serve.log").open("ab")
         # cwd: the home, so no stray .env is read
         self._proc = subprocess.Popen(  # noqa: S603  (this interpreter, our module)
@@ -203,18 +216,31 @@ class Deskpilot:
             admin.patch(
                 f"/admin/tenants/{TENANT}/config", json={"quotas": QUOTAS}
             ).raise_for_status()
-            created = admin.post(
-                f"/admin/tenants/{TENANT}/keys", json={"name": "bench", "scopes": ["llm"]}
-            )
-            created.raise_for_status()
-        self.key = created.json()["secret"]
+            self.key = self._new_key(admin, "bench", "llm")
+            self._report_key = self._new_key(admin, "bench-report", "usage:read")
         return self.key
+
+    @staticmethod
+    def _new_key(admin: httpx.Client, name: str, scope: str) -> str:
+        created = admin.post(
+            f"/admin/tenants/{TENANT}/keys", json={"name": name, "scopes": [scope]}
+        )
+        created.raise_for_status()
+        return str(created.json()["secret"])
+
+    def quota_used(self) -> dict[str, str]:
+        """What the tenant's quotas count as used now (GET /v1/usage): proof that every
+        request went through reserve and settle."""
+        headers = {"Authorization": f"Bearer {self._report_key}"}
+        answer = httpx.get(self.base_url + "/v1/usage", headers=headers, timeout=30)
+        answer.raise_for_status()
+        return {q["quota"]: q["used"] for q in answer.json()["quotas"] if q["quota"] in QUOTAS}
 
     def check_chat(self, path: str, body: bytes) -> None:
         """One request first, so a missing route or a broken deployment is named plainly."""
         headers = {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"}
         answer = httpx.post(self.base_url + path, content=body, headers=headers, timeout=30)
-        if answer.status_code == 404:
+        if answer.status_code == 404 and "model_not_found" not in answer.text:
             raise SystemExit(f"POST {path} is 404: the gateway routes are not in this checkout")
         if answer.status_code != 200 or "chat.completion" not in answer.text:
             raise SystemExit(f"POST {path} answered {answer.status_code}: {answer.text[:500]}")
@@ -245,11 +271,13 @@ class Deskpilot:
 
 
 @contextmanager
-def deskpilot_home(upstream_port: int, redis_url: str) -> Iterator[Deskpilot]:
+def deskpilot_home(upstream_port: int, redis_url: str, channel: str) -> Iterator[Deskpilot]:
     """A fresh DESKPILOT_HOME (removed afterwards) and a flushed Redis database."""
     redis.Redis.from_url(redis_url).flushdb()
     with tempfile.TemporaryDirectory(prefix="deskpilot-bench-") as home:
-        yield Deskpilot(Path(home), upstream_port=upstream_port, redis_url=redis_url)
+        yield Deskpilot(
+            Path(home), upstream_port=upstream_port, redis_url=redis_url, channel=channel
+        )
 
 
 def free_port() -> int:
@@ -289,10 +317,19 @@ class CpuMeter:
         return result
 
     @staticmethod
-    def cores(
-        before: Mapping[str, float], after: Mapping[str, float], wall: float
-    ) -> dict[str, float]:
-        return {k: round((after[k] - before[k]) / wall, 2) for k in after if k in before}
+    def usage(
+        before: Mapping[str, float], after: Mapping[str, float], wall: float, requests: int
+    ) -> dict[str, dict[str, float]]:
+        """Cores used per group over ``wall`` seconds (``other``: the rest of the machine,
+        Redis and whatever else shares it), and each group's CPU milliseconds per request."""
+        spent = {k: after[k] - before[k] for k in after if k in before}
+        if not spent:
+            return {}
+        mine = {k: v for k, v in spent.items() if k != "machine"}
+        spent["other"] = max(0.0, spent["machine"] - sum(mine.values()))
+        cores = {k: round(v / wall, 2) for k, v in spent.items()}
+        per_request = {k: round(v * 1000 / requests, 3) for k, v in mine.items() if requests}
+        return {"cpu_cores": cores, "cpu_ms_per_request": per_request}
 
 
 def _machine_busy_ticks() -> int:

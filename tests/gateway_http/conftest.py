@@ -105,7 +105,7 @@ async def server(platform: Platform) -> AsyncIterator[str]:
     )
     instance = uvicorn.Server(config)
     task = asyncio.create_task(instance.serve())
-    while not instance.started:
+    while not instance.started:  # noqa: ASYNC110  (uvicorn offers no event to wait on)
         await asyncio.sleep(0.01)
     port = instance.servers[0].sockets[0].getsockname()[1]
     try:

@@ -49,16 +49,19 @@ async def test_a_completion_passes_through_and_is_metered_before_the_answer(
 
     sent = gw.requests_to()[0].json
     assert sent["model"] == "gpt-4o-mini"  # the deployment's model, not the alias
-    assert sent["temperature"] == 0.2 and sent["seed"] == 7  # parameters pass through
+    assert sent["temperature"] == 0.2
+    assert sent["seed"] == 7
     assert sent["max_tokens"] == 1024  # the tier's default cap, reserved and enforced
 
     [event] = await events_of(platform, tenant_a)
-    assert event.component == "gateway" and event.operation == "chat"
+    assert event.component == "gateway"
+    assert event.operation == "chat"
     assert event.model_alias == ALIAS
     assert (event.provider, event.provider_model) == ("openai", "gpt-4o-mini")
     assert event.input_tokens == 30
     assert event.output_tokens == 7  # the upstream counts generated words
-    assert event.provider_cost > 0 and event.billed_amount > event.provider_cost  # pro: +20 %
+    assert event.provider_cost > 0
+    assert event.billed_amount > event.provider_cost
     assert event.request_id == response.headers["x-request-id"]
     assert all(v == 0 for v in (await held(platform, tenant_a)).values())
 
@@ -90,9 +93,12 @@ async def test_tool_calls_json_mode_and_n_pass_through(
     call = response.json()["choices"][0]["message"]["tool_calls"][0]
     assert call["function"]["name"] == "lookup_ticket"
     sent = gw.requests_to()[0].json
-    assert sent["tools"] == tools and sent["tool_choice"] == "auto"
-    assert sent["response_format"] == {"type": "json_object"} and sent["n"] == 2
-    assert sent["max_completion_tokens"] == 50 and "max_tokens" not in sent
+    assert sent["tools"] == tools
+    assert sent["tool_choice"] == "auto"
+    assert sent["response_format"] == {"type": "json_object"}
+    assert sent["n"] == 2
+    assert sent["max_completion_tokens"] == 50
+    assert "max_tokens" not in sent
 
 
 async def test_a_request_without_model_gets_the_default_alias(
@@ -167,7 +173,12 @@ async def test_max_tokens_above_the_tenant_limit_is_refused_before_anything(
     gw: Harness,
     tenant_a: TenantFixture,
 ) -> None:
-    tenant = await configure(platform, operator, tenant_a, {"gateway": {"max_tokens_limit": 100, "default_max_tokens": 50}})
+    tenant = await configure(
+        platform,
+        operator,
+        tenant_a,
+        {"gateway": {"max_tokens_limit": 100, "default_max_tokens": 50}},
+    )
     body = {"model": ALIAS, "messages": MESSAGES, "max_tokens": 60, "n": 2}
     response = await client.post(PATH, json=body, headers=tenant.headers)
     assert response.status_code == 400, response.text
@@ -184,15 +195,15 @@ async def test_an_exhausted_quota_refuses_before_any_upstream_call(
     gw: Harness,
     tenant_a: TenantFixture,
 ) -> None:
-    tenant = await configure(
-        platform, operator, tenant_a, {"quotas": {"tokens_per_minute": 500}}
-    )
+    tenant = await configure(platform, operator, tenant_a, {"quotas": {"tokens_per_minute": 500}})
     body = {"model": ALIAS, "messages": MESSAGES, "max_tokens": 600}
     response = await client.post(PATH, json=body, headers=tenant.headers)
     assert response.status_code == 429, response.text
     error = response.json()["error"]
-    assert error["type"] == "rate_limit_error" and error["code"] == "quota_exceeded"
-    assert error["quota"] == "tokens_per_minute" and error["limit"] == "500"
+    assert error["type"] == "rate_limit_error"
+    assert error["code"] == "quota_exceeded"
+    assert error["quota"] == "tokens_per_minute"
+    assert error["limit"] == "500"
     assert "retry-after" in response.headers
     assert gw.requests_to() == []
     assert await events_of(platform, tenant) == []

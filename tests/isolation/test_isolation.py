@@ -14,6 +14,7 @@ from deskpilot.core.errors import Forbidden, NotFound, Unauthenticated
 from deskpilot.platform import Platform
 from tests.conftest import TenantFixture
 from tests.isolation import (  # noqa: F401  (each module registers its resources)
+    resources_gateway,
     resources_metering,
     resources_quotas,
     resources_tenancy,

@@ -69,6 +69,7 @@ class CutStream:
     usage). Non-streaming: the response headers, then the connection drops."""
 
     after_chunks: int = 2
+    pause: float = 0.0  # streaming: silence for this long after the chunks, then the drop
 
 
 @dataclass(frozen=True)

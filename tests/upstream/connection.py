@@ -116,6 +116,8 @@ class HttpConnection:
         framed = [head, *(self._h11.send(h11.Data(data=event)) or b"" for event in reply.events)]
         if reply.cut:
             await self._write_flushed(b"".join(framed))
+            if reply.pause_before_cut > 0:
+                await asyncio.sleep(reply.pause_before_cut)
             self._writer.transport.abort()
             return False
         framed.append(self._h11.send(h11.EndOfMessage()) or b"")

@@ -175,7 +175,7 @@ def _stream(ctx: _Chat, reply: Reply) -> Stream:
         events = [chunk(0, {"role": "assistant", "content": "", "refusal": None}, None)]
         cut = cycled_pieces(DEFAULT_CONTENT, reply.after_chunks)
         events.extend(chunk(0, {"content": piece}, None) for piece in cut)
-        return Stream(events, cut=True)
+        return Stream(events, cut=True, pause_before_cut=reply.pause)
     events = []
     for index in range(ctx.n):
         events.extend(_choice_events(ctx, reply, index, chunk))

@@ -31,6 +31,7 @@ class Stream:
 
     events: list[bytes]
     cut: bool = False
+    pause_before_cut: float = 0.0
 
 
 def dumps(value: Any) -> bytes:

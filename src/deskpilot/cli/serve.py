@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import signal
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
@@ -27,8 +29,10 @@ from deskpilot.app import create_app
 from deskpilot.cli._common import CliError, load_settings, open_platform, reports_errors
 from deskpilot.cli._output import note
 from deskpilot.core.embedded import EmbeddedPostgres
+from deskpilot.core.errors import ValidationFailed
 from deskpilot.core.logging import configure_logging
 from deskpilot.core.settings import Settings
+from deskpilot.gateway import load_gateway_config_file
 
 WORKER_APP = "deskpilot.cli.serve:create_worker_app"
 ALL_INTERFACES = ("0.0.0.0", "::")  # noqa: S104  (names to recognise, not to bind)
@@ -92,6 +96,19 @@ def _check_port(host: str, port: int) -> None:
             raise CliError(
                 f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port or --host"
             ) from exc
+
+
+def _check_gateway_config(path: Path) -> None:
+    """Refuse a deployments file before anything starts, naming every problem."""
+    try:
+        loaded = load_gateway_config_file(path)
+    except ValidationFailed as exc:
+        problems = "; ".join(f"{e.path}: {e.message}" for e in exc.errors)
+        raise CliError(f"{exc.detail}: {problems}") from None
+    for ignored in loaded.ignored:
+        note(f"{path}: {ignored} is not used by deskpilot (ignored)")
+    aliases = ", ".join(sorted(loaded.config.deployments))
+    note(f"gateway: {sum(map(len, loaded.config.deployments.values()))} deployments ({aliases})")
 
 
 def _url(host: str, port: int) -> str:
@@ -162,6 +179,18 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Gateway deployments file (YAML/JSON, LiteLLM model_list shape); "
+            "sets DESKPILOT_GATEWAY_CONFIG.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            resolve_path=True,
+        ),
+    ] = None,
     no_migrate: Annotated[
         bool,
         typer.Option(
@@ -175,6 +204,11 @@ def serve(
     settings = load_settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
     _quiet_embedded_server_logs(settings)
+    if config is not None:
+        settings = settings.model_copy(update={"gateway_config": config})
+        os.environ["DESKPILOT_GATEWAY_CONFIG"] = str(config)  # worker processes read it
+    if settings.gateway_config is not None:
+        _check_gateway_config(settings.gateway_config)
     _check_port(host, port)
     try:
         with _sigterm_interrupts(), _embedded_handle(settings):

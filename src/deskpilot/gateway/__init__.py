@@ -8,6 +8,7 @@ the chain for a tenant from the ``Catalogue`` and the tenant's ``gateway`` confi
 """
 
 from deskpilot.gateway.breaker import BreakerConfig, BreakerState, CircuitBreaker, CircuitBreakers
+from deskpilot.gateway.component import COMPONENT
 from deskpilot.gateway.config import (
     DeploymentPrice,
     GatewayConfig,
@@ -62,6 +63,7 @@ from deskpilot.gateway.service import Gateway, Served
 
 __all__ = [
     "BUILTIN_PROVIDERS",
+    "COMPONENT",
     "FALLBACK_KINDS",
     "NO_USAGE",
     "RETRYABLE_KINDS",

@@ -95,19 +95,21 @@ def gateway_section(tenant: TenantContext) -> GatewaySection:
     return GatewaySection.model_validate(tenant.section(SECTION))
 
 
-class ModelNotFound(NotFound):
+class _AboutModelError(DeskpilotError):
+    def extra(self) -> dict[str, str]:
+        return {"param": "model"}
+
+
+class ModelNotFound(_AboutModelError, NotFound):
     type, title = "model_not_found", "Unknown model"
 
 
-class ModelNotAllowed(Forbidden):
+class ModelNotAllowed(_AboutModelError, Forbidden):
     type, title = "model_not_allowed", "Model not allowed for this tenant"
 
 
-class ModelRequired(BadRequest):
+class ModelRequired(_AboutModelError, BadRequest):
     type, title = "model_required", "No model given and no default configured"
-
-    def extra(self) -> dict[str, str]:
-        return {"param": "model"}
 
 
 class NoRoute(Unavailable):
@@ -145,7 +147,7 @@ def catalogue_of(config: GatewayConfig | None) -> Catalogue:
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    requested: str  # what the caller asked for ("default" when it named nothing)
+    requested: str  # the alias asked for (the default alias when the request named none)
     alias: str  # the alias that serves it (after the tenant's overrides)
     chain: tuple[Deployment, ...]  # in order: the alias's deployments, then its fallbacks'
     aliases: tuple[str, ...]  # the alias of each deployment in ``chain``
@@ -197,7 +199,7 @@ class Router:
                     "the request names no model and no default alias is configured: set "
                     "'model' to one of GET /v1/models"
                 )
-            alias = section.alias_overrides.get(default, default)
+            asked, alias = default, section.alias_overrides.get(default, default)
         else:
             if not known:
                 raise ModelNotFound(
@@ -280,10 +282,3 @@ def _no_chain_reason(asked: str, section: GatewaySection, families: Sequence[str
         f"no credentials for the model {asked!r}: the operator must set api_key for its "
         f"deployments ({names})"
     )
-
-
-def refusal_param(error: DeskpilotError) -> str | None:
-    """The request field an error is about, for OpenAI's ``param``."""
-    if isinstance(error, ModelNotFound | ModelNotAllowed | ModelRequired):
-        return "model"
-    return None

@@ -49,8 +49,14 @@ from deskpilot.gateway.routing import Catalogue, Route, Router, gateway_section
 from deskpilot.gateway.schemas import Deployment, ProviderResult, Usage
 from deskpilot.gateway.streaming import GatewayStream, StreamMeter
 from deskpilot.metered import MeteredWork
-from deskpilot.metering import Outcome, PriceTable, RecordedUsage, UsageEvent, split_cached
-from deskpilot.metering.prices import billed, markup_of, token_cost
+from deskpilot.metering import (
+    Outcome,
+    PriceTable,
+    RecordedUsage,
+    UsageEvent,
+    markup_of,
+    split_cached,
+)
 from deskpilot.quotas import Dimension
 
 log = logging.getLogger(__name__)
@@ -323,12 +329,14 @@ class Gateway:
         first = route.chain[0]
         spend = Decimal(0)
         if first.name not in route.own_key:
-            price = self.prices.lookup(first.provider, first.model, embedding=embedding)
-            if price is not None:
-                cost = token_cost(
-                    price, input_tokens=prompt_tokens, cached_tokens=0, output=output_tokens
-                )
-                spend = billed(cost, markup_of(tenant.section("billing")))
+            spend = self.prices.estimate(
+                first.provider,
+                first.model,
+                input_tokens=prompt_tokens,
+                output_tokens=output_tokens,
+                markup_percent=markup_of(tenant.section("billing")),
+                embedding=embedding,
+            )
         total = prompt_tokens + output_tokens
         return {
             Dimension.REQUESTS_PER_MINUTE: 1,

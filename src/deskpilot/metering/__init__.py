@@ -11,7 +11,7 @@ from deskpilot.metering.export import TOTAL_COLUMNS, csv_text, summary_columns
 from deskpilot.metering.handles import MeteringAdmin, UsageHandle
 from deskpilot.metering.ledger import DurableHook, MeterClosed, WriterStats
 from deskpilot.metering.partitions import ensure_partitions, partition_name
-from deskpilot.metering.prices import ModelPrice, PriceTable, split_cached, to_money
+from deskpilot.metering.prices import ModelPrice, PriceTable, markup_of, split_cached, to_money
 from deskpilot.metering.schemas import (
     CounterDelta,
     EventPage,
@@ -57,6 +57,7 @@ __all__ = [
     "WriterStats",
     "csv_text",
     "ensure_partitions",
+    "markup_of",
     "partition_name",
     "split_cached",
     "summary_columns",

@@ -213,6 +213,24 @@ class PriceTable:
             return prices.models[max(known, key=len)]
         return prices.models.get(WILDCARD)
 
+    def estimate(
+        self,
+        provider: str,
+        model: str,
+        *,
+        input_tokens: int,
+        output_tokens: int,
+        markup_percent: Decimal,
+        embedding: bool = False,
+    ) -> Decimal:
+        """The billed amount ``input_tokens`` in and ``output_tokens`` out would cost, for a
+        quota reservation before the call; 0 when the model is unpriced."""
+        price = self.lookup(provider, model, embedding=embedding)
+        if price is None:
+            return ZERO
+        cost = token_cost(price, input_tokens=input_tokens, cached_tokens=0, output=output_tokens)
+        return billed(cost, markup_percent)
+
     def charge(self, event: UsageEvent, *, markup_percent: Decimal) -> Charge:
         """Cost and billed amount of one event.
 

@@ -82,6 +82,10 @@ def progress(result: dict[str, Any]) -> None:
     log(f"  {name:9} c={connections:<3} {result['rps']:>8} req/s  p50 {result['p50_ms']} ms")
 
 
+def attempts(outcome: Outcome) -> int:
+    return outcome.ok_total + sum(outcome.errors.values())
+
+
 def stats(outcome: Outcome, seconds: float) -> dict[str, Any]:
     samples = sorted(outcome.latencies_ns)
     return {
@@ -112,18 +116,24 @@ class Bench:
         self.ok[tgt.name] += outcome.ok_total
         self.errors.update({f"{tgt.name}: {k}": n for k, n in outcome.errors.items()})
         self.load_cpu[0] += outcome.cpu_seconds
-        self.load_cpu[1] += outcome.ok_total + sum(outcome.errors.values())
+        self.load_cpu[1] += attempts(outcome)
         return outcome
+
+    def measured(
+        self, tgt: Target, connections: int, seconds: float, warmup: float
+    ) -> tuple[Outcome, Counter[str], float]:
+        """A run, the CPU seconds each process group spent on it, and its wall time."""
+        before, started = self.cpu.snapshot(), time.perf_counter()
+        outcome = self.run(tgt, connections, seconds, warmup)
+        spent = CpuMeter.spent(before, self.cpu.snapshot())
+        return outcome, spent, time.perf_counter() - started
 
     def level(self, tgt: Target, connections: int, workers: int | None) -> dict[str, Any]:
         """One measured level; prints its JSON line."""
-        before, started = self.cpu.snapshot(), time.perf_counter()
-        outcome = self.run(tgt, connections, self.args.seconds, self.args.warmup)
-        wall = time.perf_counter() - started
-        requests = outcome.ok_total + sum(outcome.errors.values())
+        outcome, spent, wall = self.measured(tgt, connections, self.args.seconds, self.args.warmup)
         result = {"target": tgt.name, "workers": workers, "concurrency": connections}
         result |= stats(outcome, self.args.seconds)
-        result |= CpuMeter.usage(before, self.cpu.snapshot(), wall, requests)
+        result |= CpuMeter.usage(spent, wall, attempts(outcome))
         progress(result)
         emit(result)
         return result
@@ -135,18 +145,23 @@ class Bench:
         seconds = self.args.round_seconds
         rounds = max(2, round(self.args.seconds / seconds))
         merged = {direct.name: Outcome(), gateway.name: Outcome()}
+        cpu = {direct.name: Counter[str](), gateway.name: Counter[str]()}
+        walls = Counter[str]()
         differences = []
         for n in range(rounds):
             p50: dict[str, float] = {}
             for tgt in (direct, gateway) if n % 2 == 0 else (gateway, direct):
-                outcome = self.run(tgt, 1, seconds, self.args.round_warmup)
+                outcome, spent, wall = self.measured(tgt, 1, seconds, self.args.round_warmup)
                 merged[tgt.name].merge(outcome)
+                cpu[tgt.name].update(spent)
+                walls[tgt.name] += wall
                 p50[tgt.name] = statistics.median(outcome.latencies_ns or [0]) / 1e6
             differences.append(p50[gateway.name] - p50[direct.name])
         results = {}
-        for tgt in (direct, gateway):
-            result = {"target": tgt.name, "workers": workers, "concurrency": 1, "rounds": rounds}
-            results[tgt.name] = result | stats(merged[tgt.name], rounds * seconds)
+        for name, outcome in merged.items():
+            result = {"target": name, "workers": workers, "concurrency": 1, "rounds": rounds}
+            result |= stats(outcome, rounds * seconds)
+            results[name] = result | CpuMeter.usage(cpu[name], walls[name], attempts(outcome))
         mine, theirs = results[gateway.name], results[direct.name]
         if mine["p50_ms"] is not None and theirs["p50_ms"] is not None:
             mine["added_p50_ms"] = round(mine["p50_ms"] - theirs["p50_ms"], 3)

@@ -19,11 +19,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 import httpx
 import redis
@@ -317,13 +319,15 @@ class CpuMeter:
         return result
 
     @staticmethod
-    def usage(
-        before: Mapping[str, float], after: Mapping[str, float], wall: float, requests: int
-    ) -> dict[str, dict[str, float]]:
+    def spent(before: Mapping[str, float], after: Mapping[str, float]) -> Counter[str]:
+        return Counter({k: after[k] - before[k] for k in after if k in before})
+
+    @staticmethod
+    def usage(spent: Mapping[str, float], wall: float, requests: int) -> dict[str, Any]:
         """Cores used per group over ``wall`` seconds (``other``: the rest of the machine,
         Redis and whatever else shares it), and each group's CPU milliseconds per request."""
-        spent = {k: after[k] - before[k] for k in after if k in before}
-        if not spent:
+        spent = dict(spent)
+        if "machine" not in spent:
             return {}
         mine = {k: v for k, v in spent.items() if k != "machine"}
         spent["other"] = max(0.0, spent["machine"] - sum(mine.values()))
@@ -339,7 +343,7 @@ def _machine_busy_ticks() -> int:
 
 
 def _proc_stats() -> dict[int, tuple[int, int]]:
-    """pid -> (parent pid, utime + stime in clock ticks) of every process; {} without /proc."""
+    """pid -> (parent pid, CPU clock ticks) of every process; {} without /proc."""
     stats: dict[int, tuple[int, int]] = {}
     if not Path("/proc/stat").exists():
         return stats
@@ -351,5 +355,7 @@ def _proc_stats() -> dict[int, tuple[int, int]]:
         except OSError:
             continue  # exited meanwhile
         fields = text[text.rindex(")") + 2 :].split()  # the name may contain spaces
-        stats[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+        # utime + stime, plus cutime + cstime: the reaped children (pooled database backends,
+        # restarted workers) whose time would otherwise vanish from the tree mid-measurement
+        stats[int(entry.name)] = (int(fields[1]), sum(int(f) for f in fields[11:15]))
     return stats

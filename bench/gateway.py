@@ -7,24 +7,27 @@
 Starts the loopback OpenAI-compatible upstream (tests/upstream) in its own process and a real
 ``deskpilot serve --workers W --config deployments.yaml`` on a fresh temporary DESKPILOT_HOME
 (embedded PostgreSQL; Redis at ``--redis-url``, default redis://127.0.0.1:6379/14, which is
-flushed first).
-Every request takes the full path: key auth, routing, quota reserve/settle, durable metering.
-The tenant and its ``llm`` key are made through the admin HTTP API with the operator token.
+flushed first). Every request takes the full path: key auth, routing, quota reserve/settle,
+durable metering. The tenant, its quotas and keys are made through the admin HTTP API.
+``--workers 1,2`` restarts the server per count on the same home.
 
-Load comes from bench/loadgen.py worker processes (keep-alive HTTP/1.1 on asyncio protocols;
-its own cost per request is reported, so a load-bound run shows). Each concurrency level is
-measured against the upstream directly and through deskpilot, back to back; at one
-connection the two alternate in short rounds so the machine's noise hits both alike, and the
-added latency is the difference of the p50s (also the median of the per-round differences).
-Afterwards the tenant's usage events are counted: every successful request must be metered.
+Load comes from bench/loadgen.py worker processes (keep-alive HTTP/1.1 on asyncio protocols).
+Each concurrency level is measured against the upstream directly and through deskpilot, back
+to back; at one connection the two alternate in short rounds so the machine's noise hits both
+alike, and the added latency is the difference of the p50s (also the median of the per-round
+differences). Each level also says where the CPU went (``cpu_cores``, ``cpu_ms_per_request``
+per process group; ``other`` is everything else on the machine) and, for deskpilot, how the
+connections spread over its workers. Afterwards every successful request must be metered
+(``usage_events`` == ``requests_ok``) and the quotas must have counted it (``quota_used``).
 
 Prints progress on stderr and JSON on stdout: one object per (target, workers, concurrency),
-then the summary as the last line (``direct_rps``, ``deskpilot_rps``, ``direct_p50_ms_1conn``,
-``deskpilot_p50_ms_1conn``, ``added_p50_ms_1conn``, ``concurrency``, ``workers``, the ratio
-to the LiteLLM proxy's 64 requests/s, ``usage_events``, ``requests_ok``, ``errors``). Exits 1
-when more than ``--max-error-fraction`` of the requests failed or metering missed any.
-``--direct-only`` measures the upstream alone (the load generator's own check).
-``--profile`` runs one worker under py-spy (when installed) at the highest concurrency.
+then the summary as the last line (``direct_rps``, ``deskpilot_rps`` (best worker count),
+``direct_p50_ms_1conn``, ``deskpilot_p50_ms_1conn``, ``added_p50_ms_1conn``, ``concurrency``,
+``workers``, the ratio to the LiteLLM proxy's 64 requests/s, ``usage_events``,
+``requests_ok``, ``errors``, the load generator's own cost and ceiling). Exits 1 when more
+than ``--max-error-fraction`` of the requests failed or metering missed any.
+``--direct-only`` measures the upstream alone (a check of the load generator); ``--profile``
+samples one worker with py-spy (when installed) at the highest concurrency.
 """
 
 from __future__ import annotations
@@ -33,22 +36,24 @@ import argparse
 import json
 import statistics
 import sys
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gateway_profile import find_py_spy, hot_spots, recording
-from gateway_server import (  # bench/gateway_server.py and bench/loadgen.py: siblings
+from gateway_server import (  # bench/gateway_server.py, loadgen.py, ...: siblings
     UPSTREAM_KEY,
-    CpuMeter,
     Deskpilot,
     config_channel,
     deskpilot_home,
     upstream_process,
 )
 from loadgen import LoadPool, Outcome, Target, encode_post, loop_name, percentile_ms
+from procstat import CpuMeter
 
 PATH = "/v1/chat/completions"
 QUESTION = "My VPN disconnects every 10 minutes since the update, what should I check?"
@@ -107,6 +112,7 @@ class Bench:
         self.pool = pool
         self.upstream_pid = upstream_pid
         self.cpu = CpuMeter({})
+        self.probe: Callable[[], list[int]] | None = None  # connections held per worker
         self.ok = Counter[str]()  # successes per target name, warm-up included
         self.errors = Counter[str]()
         self.load_cpu = [0.0, 0]  # load workers' CPU seconds, requests they made
@@ -130,8 +136,18 @@ class Bench:
 
     def level(self, tgt: Target, connections: int, workers: int | None) -> dict[str, Any]:
         """One measured level; prints its JSON line."""
+        spread: list[list[int]] = []
+        probe, timer = self.probe, None
+        if tgt.name == "deskpilot" and probe is not None:  # once, mid-window
+            at = 0.2 + self.args.warmup + self.args.seconds / 2
+            timer = threading.Timer(at, lambda: spread.append(probe()))
+            timer.start()
         outcome, spent, wall = self.measured(tgt, connections, self.args.seconds, self.args.warmup)
+        if timer is not None:
+            timer.cancel()
         result = {"target": tgt.name, "workers": workers, "concurrency": connections}
+        if spread:
+            result["connections_per_worker"] = spread[0]
         result |= stats(outcome, self.args.seconds)
         result |= CpuMeter.usage(spent, wall, attempts(outcome))
         progress(result)
@@ -200,6 +216,7 @@ def summary(
     best = max(runs, key=lambda w: runs[w][top]["deskpilot"]["rps"])
     chosen = runs[best]
     deskpilot_rps = chosen[top]["deskpilot"]["rps"]
+    cpu = chosen[top]["deskpilot"].get("cpu_ms_per_request", {})
     ok = bench.ok["deskpilot"]
     errors = sum(bench.errors.values())
     failed = sum(n for kind, n in bench.errors.items() if kind.startswith("deskpilot:"))
@@ -216,7 +233,8 @@ def summary(
         "deskpilot_p99_ms_1conn": chosen[1]["deskpilot"]["p99_ms"],
         "deskpilot_p50_ms_top": chosen[top]["deskpilot"]["p50_ms"],
         "deskpilot_p99_ms_top": chosen[top]["deskpilot"]["p99_ms"],
-        "deskpilot_cpu_ms_per_request": cpu_ms_per_request(chosen[top]["deskpilot"]),
+        # deskpilot's own CPU per request: steadier than requests/s on a shared machine
+        "deskpilot_cpu_ms_per_request": cpu.get("deskpilot"),
         "concurrency": top,
         "workers": best,
         "litellm_proxy_rps_reference": LITELLM_PROXY_RPS,
@@ -234,12 +252,6 @@ def summary(
         "event_loop": loop_name(),
         "seconds": bench.args.seconds,
     }
-
-
-def cpu_ms_per_request(result: dict[str, Any]) -> float | None:
-    """deskpilot's own CPU per request (all workers): steadier than requests/s when the
-    machine is shared."""
-    return result.get("cpu_ms_per_request", {}).get("deskpilot")
 
 
 def direct_summary(bench: Bench, levels: dict[int, Any]) -> dict[str, Any]:
@@ -275,6 +287,7 @@ def run_gateway(bench: Bench, direct: Target, upstream_port: int) -> dict[str, A
                 bench.ok["deskpilot"] += 1
                 gateway = target("deskpilot", dp.port, "bench", dp.key)
                 bench.cpu = CpuMeter(bench_groups(bench, dp))
+                bench.probe = dp.connections_per_worker
                 runs[workers] = bench.levels(direct, gateway, workers)
                 if n == len(bench.args.workers) - 1:
                     usage_events = dp.wait_for_usage_events(bench.ok["deskpilot"])

@@ -2,9 +2,8 @@
 
 Both run in processes of their own, apart from the load generator: the upstream in a spawned
 process (``Upstream(record=False)``: nothing is kept per request over tens of thousands of
-them), deskpilot as the operator would start it, its tenant and key made through the admin
-HTTP API with the operator token. ``CpuMeter`` reads each group's CPU time from /proc so the
-JSON can say where the two cores went.
+them), deskpilot as the operator would start it, its tenant and keys made through the admin
+HTTP API with the operator token.
 """
 
 from __future__ import annotations
@@ -19,16 +18,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
 
 import httpx
 import redis
+from procstat import established_inodes, proc_stats
 
 ROOT = Path(__file__).resolve().parents[1]
 TENANT = "bench"
@@ -206,6 +204,22 @@ class Deskpilot:
         except (OSError, ValueError):
             return None
 
+    def connections_per_worker(self) -> list[int]:
+        """Established client connections held by each worker process, most first (Linux):
+        uvicorn's workers share one listening socket and whichever wakes first accepts."""
+        stats = proc_stats()
+        workers = [pid for pid, (ppid, _) in stats.items() if ppid == self.pid] or [self.pid]
+        established = established_inodes(self.port)
+        counts = []
+        for pid in workers:
+            held = 0
+            with contextlib.suppress(OSError):  # the worker exited
+                for fd in os.listdir(f"/proc/{pid}/fd"):
+                    with contextlib.suppress(OSError):  # closed meanwhile
+                        held += os.readlink(f"/proc/{pid}/fd/{fd}") in established
+            counts.append(held)
+        return sorted((c for c in counts if c), reverse=True)
+
     def _admin(self) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.token}"}
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
@@ -288,74 +302,3 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-class CpuMeter:
-    """CPU seconds of named groups of process trees (root pids and their descendants), and
-    of the whole machine (other users of a shared machine included), read from /proc."""
-
-    _TICKS = os.sysconf("SC_CLK_TCK")
-
-    def __init__(self, groups: Mapping[str, list[int]]) -> None:
-        self._groups = {name: pids for name, pids in groups.items() if pids}
-
-    def snapshot(self) -> dict[str, float]:
-        stats = _proc_stats()
-        if not stats:
-            return {}
-        children: dict[int, list[int]] = {}
-        for pid, (ppid, _) in stats.items():
-            children.setdefault(ppid, []).append(pid)
-        roots = {pid for pids in self._groups.values() for pid in pids}
-        result = {"machine": _machine_busy_ticks() / self._TICKS}
-        for name, pids in self._groups.items():
-            todo, total = [p for p in pids if p in stats], 0
-            while todo:
-                pid = todo.pop()
-                total += stats[pid][1]
-                # another group's root below this one (the embedded database) is not ours
-                todo += [c for c in children.get(pid, []) if c not in roots]
-            result[name] = total / self._TICKS
-        return result
-
-    @staticmethod
-    def spent(before: Mapping[str, float], after: Mapping[str, float]) -> Counter[str]:
-        return Counter({k: after[k] - before[k] for k in after if k in before})
-
-    @staticmethod
-    def usage(spent: Mapping[str, float], wall: float, requests: int) -> dict[str, Any]:
-        """Cores used per group over ``wall`` seconds (``other``: the rest of the machine,
-        Redis and whatever else shares it), and each group's CPU milliseconds per request."""
-        spent = dict(spent)
-        if "machine" not in spent:
-            return {}
-        mine = {k: v for k, v in spent.items() if k != "machine"}
-        spent["other"] = max(0.0, spent["machine"] - sum(mine.values()))
-        cores = {k: round(v / wall, 2) for k, v in spent.items()}
-        per_request = {k: round(v * 1000 / requests, 3) for k, v in mine.items() if requests}
-        return {"cpu_cores": cores, "cpu_ms_per_request": per_request}
-
-
-def _machine_busy_ticks() -> int:
-    with open("/proc/stat") as stat:
-        fields = [int(f) for f in stat.readline().split()[1:9]]
-    return sum(fields) - fields[3] - fields[4]  # all but idle and iowait
-
-
-def _proc_stats() -> dict[int, tuple[int, int]]:
-    """pid -> (parent pid, CPU clock ticks) of every process; {} without /proc."""
-    stats: dict[int, tuple[int, int]] = {}
-    if not Path("/proc/stat").exists():
-        return stats
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            text = (entry / "stat").read_text()
-        except OSError:
-            continue  # exited meanwhile
-        fields = text[text.rindex(")") + 2 :].split()  # the name may contain spaces
-        # utime + stime, plus cutime + cstime: the reaped children (pooled database backends,
-        # restarted workers) whose time would otherwise vanish from the tree mid-measurement
-        stats[int(entry.name)] = (int(fields[1]), sum(int(f) for f in fields[11:15]))
-    return stats

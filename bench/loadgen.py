@@ -107,6 +107,10 @@ def _chunked_end(buf: bytearray, status: int, at: int) -> tuple[int, int] | None
             return None
 
 
+class LateStartError(Exception):
+    """A worker was not connected by the common start: its window would not be the others'."""
+
+
 class _Connection(asyncio.Protocol):
     def __init__(self, run: _Run) -> None:
         self._run = run
@@ -203,7 +207,10 @@ async def _run_job(job: Job) -> Outcome:
         )
         run.add(conn)
         conns.append(conn)
-    await asyncio.sleep(max(0.0, (start_perf_ns - time.perf_counter_ns()) / 1e9))
+    late_ns = time.perf_counter_ns() - start_perf_ns
+    if late_ns > job.warmup * 1e9:  # a late start only shortens the warm-up, up to here
+        raise LateStartError(f"connected {late_ns / 1e6:.0f} ms after the common start")
+    await asyncio.sleep(max(0.0, -late_ns / 1e9))
     cpu_before = _cpu_seconds()
     for conn in conns:
         run.send(conn)
@@ -248,11 +255,14 @@ def loop_name() -> str:
 def _serve_jobs(pipe: Connection) -> None:
     """A worker process: run each job received, send back its Outcome; None ends it."""
     run = _runner()
+    pipe.send("ready")
     while (job := pipe.recv()) is not None:
         try:
             pipe.send(run(_run_job(job)))
         except OSError as exc:  # cannot connect: say so in the results, keep serving
             pipe.send(Outcome(errors=Counter({f"connect: {exc.strerror or exc}": 1})))
+        except LateStartError as exc:
+            pipe.send(exc)
 
 
 class LoadPool:
@@ -270,6 +280,8 @@ class LoadPool:
             theirs.close()
             self._pipes.append(mine)
             self._procs.append(proc)
+        for pipe in self._pipes:  # started and imported: a job's start time is then met
+            self._receive(pipe)
 
     @property
     def pids(self) -> list[int]:
@@ -283,12 +295,19 @@ class LoadPool:
         for pipe, share in zip(busy, (s for s in shares if s), strict=True):
             pipe.send(Job(target, share, start_ns, warmup, seconds))
         total = Outcome()
-        for pipe in busy:
-            try:
-                total.merge(pipe.recv())
-            except EOFError:
-                raise RuntimeError("a load worker died (its traceback is above)") from None
+        answers = [self._receive(pipe) for pipe in busy]
+        for answer in answers:
+            if isinstance(answer, LateStartError):
+                raise RuntimeError(f"a load worker could not start on time: {answer}")
+            total.merge(answer)
         return total
+
+    @staticmethod
+    def _receive(pipe: Connection) -> Any:
+        try:
+            return pipe.recv()
+        except EOFError:
+            raise RuntimeError("a load worker died (its traceback is above)") from None
 
     def close(self) -> None:
         for pipe in self._pipes:

@@ -48,8 +48,8 @@ from gateway_profile import find_py_spy, hot_spots, recording
 from gateway_server import (  # bench/gateway_server.py, loadgen.py, ...: siblings
     UPSTREAM_KEY,
     Deskpilot,
-    config_channel,
     deskpilot_home,
+    serve_has_config_option,
     upstream_process,
 )
 from loadgen import LoadPool, Outcome, Target, encode_post, loop_name, percentile_ms
@@ -277,7 +277,7 @@ def direct_summary(bench: Bench, levels: dict[int, Any]) -> dict[str, Any]:
 def run_gateway(bench: Bench, direct: Target, upstream_port: int) -> dict[str, Any]:
     runs: dict[int, dict[int, Any]] = {}
     usage_events, quota_used = None, None
-    with deskpilot_home(upstream_port, bench.args.redis_url, bench.args.config_channel) as dp:
+    with deskpilot_home(upstream_port, bench.args.redis_url) as dp:
         for n, workers in enumerate(bench.args.workers):
             log(f"deskpilot serve --workers {workers}{' (first start: initdb)' if n == 0 else ''}")
             with dp.running(workers):
@@ -311,7 +311,7 @@ def bench_groups(bench: Bench, dp: Deskpilot | None) -> dict[str, list[int]]:
 def run_profile(bench: Bench, spy: str, upstream_port: int) -> dict[str, Any]:
     top, out = max(bench.args.concurrency), Path(bench.args.profile_out).resolve()
     with (
-        deskpilot_home(upstream_port, bench.args.redis_url, bench.args.config_channel) as dp,
+        deskpilot_home(upstream_port, bench.args.redis_url) as dp,
         dp.running(1),
     ):
         dp.create_tenant()
@@ -324,16 +324,11 @@ def run_profile(bench: Bench, spy: str, upstream_port: int) -> dict[str, Any]:
 
 
 def main(args: argparse.Namespace) -> int:
-    if not args.direct_only:
-        args.config_channel = config_channel()
-        if args.config_channel is None:
-            sys.exit(
-                "deskpilot serve takes no deployments file in this checkout (no --config, no "
-                "DESKPILOT_GATEWAY_CONFIG): the gateway has not landed yet (use --direct-only "
-                "to measure the upstream and the load generator)"
-            )
-        if args.config_channel == "env":
-            log("note: deskpilot serve has no --config yet; passing DESKPILOT_GATEWAY_CONFIG")
+    if not args.direct_only and not serve_has_config_option():
+        sys.exit(
+            "deskpilot serve has no --config option in this checkout: the gateway has not "
+            "landed yet (--direct-only measures the upstream and the load generator alone)"
+        )
     spy = find_py_spy() if args.profile else None
     if args.profile and spy is None:
         sys.exit("--profile needs py-spy (pip install py-spy into the venv); it is not installed")

@@ -81,10 +81,7 @@ def upstream_process() -> Iterator[tuple[int, int]]:
         proc.join(10)
 
 
-def config_channel() -> str | None:
-    """How this checkout's ``deskpilot serve`` takes the deployments file: ``"option"``
-    (``--config FILE``), ``"env"`` (only the DESKPILOT_GATEWAY_CONFIG setting it stands for),
-    or None (no gateway configuration at all)."""
+def serve_has_config_option() -> bool:
     shown = subprocess.run(
         [sys.executable, "-m", "deskpilot.cli", "serve", "--help"],
         capture_output=True,
@@ -92,19 +89,14 @@ def config_channel() -> str | None:
         check=False,
         env={**os.environ, "COLUMNS": "200"},
     )
-    if "--config" in shown.stdout:
-        return "option"
-    from deskpilot.core.settings import Settings
-
-    return "env" if "gateway_config" in Settings.model_fields else None
+    return "--config" in shown.stdout
 
 
 class Deskpilot:
     """One ``deskpilot serve`` on a DESKPILOT_HOME that outlives restarts (worker sweeps)."""
 
-    def __init__(self, home: Path, *, upstream_port: int, redis_url: str, channel: str) -> None:
+    def __init__(self, home: Path, *, upstream_port: int, redis_url: str) -> None:
         self.home = home
-        self._channel = channel
         self.token = "dpo_" + secrets.token_hex(24)
         self.config_file = home / "deployments.yaml"
         self.config_file.write_text(CONFIG.format(port=upstream_port, key=UPSTREAM_KEY))
@@ -135,17 +127,13 @@ class Deskpilot:
             DESKPILOT_LOG_LEVEL="WARNING",
             REDIS_URL=self._redis_url,
         )
-        if self._channel == "env":
-            env["DESKPILOT_GATEWAY_CONFIG"] = str(self.config_file)
         return env
 
     @contextmanager
     def running(self, workers: int) -> Iterator[Deskpilot]:
         self.port = free_port()
         command = [sys.executable, "-m", "deskpilot.cli", "serve", "--port", str(self.port)]
-        command += ["--workers", str(workers)]
-        if self._channel == "option":
-            command += ["--config", str(self.config_file)]
+        command += ["--workers", str(workers), "--config", str(self.config_file)]
         log = (self.home / "serve.log").open("ab")
         # cwd: the home, so no stray .env is read
         self._proc = subprocess.Popen(  # noqa: S603  (this interpreter, our module)
@@ -287,13 +275,11 @@ class Deskpilot:
 
 
 @contextmanager
-def deskpilot_home(upstream_port: int, redis_url: str, channel: str) -> Iterator[Deskpilot]:
+def deskpilot_home(upstream_port: int, redis_url: str) -> Iterator[Deskpilot]:
     """A fresh DESKPILOT_HOME (removed afterwards) and a flushed Redis database."""
     redis.Redis.from_url(redis_url).flushdb()
     with tempfile.TemporaryDirectory(prefix="deskpilot-bench-") as home:
-        yield Deskpilot(
-            Path(home), upstream_port=upstream_port, redis_url=redis_url, channel=channel
-        )
+        yield Deskpilot(Path(home), upstream_port=upstream_port, redis_url=redis_url)
 
 
 def free_port() -> int:

@@ -259,6 +259,21 @@ async def test_keep_alive_serves_many_requests_on_one_connection(
     assert up.connections_opened == 1
 
 
+async def test_without_recording_nothing_is_kept_and_the_script_still_applies() -> None:
+    headers = {"Authorization": "Bearer sk-test"}
+    async with (
+        Upstream(record=False) as up,
+        httpx.AsyncClient(base_url=up.openai_base, headers=headers) as client,
+    ):
+        up.script(ServerError(503))
+        statuses = [
+            (await client.post("/chat/completions", json=chat_body())).status_code for _ in range(3)
+        ]
+
+        assert statuses == [503, 200, 200]
+        assert up.requests == []
+
+
 async def test_concurrent_clients_are_all_answered(up: Upstream) -> None:
     async def one(client: httpx.AsyncClient) -> int:
         return (await client.post("/chat/completions", json=chat_body())).status_code

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from deskpilot.core.component import Component
-from deskpilot.gateway.component import COMPONENT as GATEWAY
+from deskpilot.gateway import COMPONENT as GATEWAY
 from deskpilot.metering import COMPONENT as METERING
 from deskpilot.quotas import COMPONENT as QUOTAS
 from deskpilot.tenancy import COMPONENT as TENANCY

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from decimal import Decimal
 from types import TracebackType
@@ -29,7 +30,9 @@ from deskpilot.core.invalidation import InvalidationBus, RedisInvalidationBus
 from deskpilot.core.migrate import current_revision, head_revision, migrate
 from deskpilot.core.redis import open_redis
 from deskpilot.core.resources import PurgeStep, Resources
+from deskpilot.core.secrets import RotationReport, SecretBox
 from deskpilot.core.settings import Settings
+from deskpilot.gateway import DeploymentsAdmin, GatewayStore, ProviderKeysHandle
 from deskpilot.metered import MeteredWork
 from deskpilot.metering import Meter, MeteringAdmin, PriceTable, UsageHandle, ensure_partitions
 from deskpilot.quotas import Dimension, QuotaService, QuotaStatus, quota_backend
@@ -42,6 +45,7 @@ from deskpilot.tenancy import (
     TenancyAdmin,
     Tenant,
     new_operator_token,
+    record_platform_change,
 )
 
 log = logging.getLogger(__name__)
@@ -85,6 +89,8 @@ class Platform:
         )
         resources.db.on_commit(bus.publish)
         self.operator_token = operator_token(settings)
+        self.secrets = SecretBox.from_settings(settings)
+        self.gateway_store = GatewayStore(resources, self.secrets, bus)
         self.meter = Meter(resources, prices)
         self.quotas = QuotaService(resources, quota_backend(resources))
         self.meter.on_durable(self.quotas.on_durable)
@@ -117,7 +123,15 @@ class Platform:
                 await redis.aclose()
             await db.close()
             raise
-        platform = cls(Resources(settings, db, schema, redis), bus, components, prices)
+        try:
+            platform = cls(Resources(settings, db, schema, redis), bus, components, prices)
+            await platform.gateway_store.start()
+        except BaseException:
+            await bus.stop()
+            if redis is not None:
+                await redis.aclose()
+            await db.close()
+            raise
         platform._maintenance = asyncio.create_task(
             platform._maintain(), name="deskpilot-maintenance"
         )
@@ -142,6 +156,7 @@ class Platform:
             self._maintenance.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._maintenance
+        await self.gateway_store.stop()
         await self.meter.close()  # flushes queued usage before the database goes
         await self._bus.stop()
         if self.resources.redis is not None:
@@ -163,7 +178,13 @@ class Platform:
         return await self.resolver.resolve(api_key, client_ip=client_ip)
 
     def tenant(self, tenant: TenantContext) -> TenantHandle:
-        return TenantHandle(self.resources, tenant, prices=self.meter.prices, quotas=self.quotas)
+        return TenantHandle(
+            self.resources,
+            tenant,
+            prices=self.meter.prices,
+            quotas=self.quotas,
+            gateway_store=self.gateway_store,
+        )
 
     async def measure_storage(self) -> int:
         """Run every component's storage probes for every tenant (maintenance does this every
@@ -206,6 +227,7 @@ class TenantHandle:
         *,
         prices: PriceTable,
         quotas: QuotaService,
+        gateway_store: GatewayStore,
         as_operator: bool = False,
     ) -> None:
         self.context = tenant
@@ -214,6 +236,7 @@ class TenantHandle:
         self.keys = KeysHandle(resources, tenant)
         self.config = ConfigHandle(resources, tenant, as_operator=as_operator)
         self.usage = UsageHandle(resources, prices, tenant)
+        self.provider_keys = ProviderKeysHandle(resources, tenant, gateway_store)
 
     async def quota_status(self) -> list[QuotaStatus]:
         """Each limited dimension now: limit, used (incl. held), reset time, state."""
@@ -233,6 +256,7 @@ class AdminHandle(TenancyAdmin):
         super().__init__(platform.resources, operator, purge_steps)
         self._platform = platform
         self.usage = MeteringAdmin(platform.resources, operator)
+        self.deployments = DeploymentsAdmin(platform.resources, operator, platform.gateway_store)
 
     async def on_tenant(self, tenant_id: str) -> TenantHandle:
         platform = self._platform
@@ -241,5 +265,25 @@ class AdminHandle(TenancyAdmin):
             await self.context_for(tenant_id),
             prices=platform.meter.prices,
             quotas=platform.quotas,
+            gateway_store=platform.gateway_store,
             as_operator=True,
         )
+
+    async def rotate_secrets(self) -> list[RotationReport]:
+        """Re-encrypt every stored secret with the current master key (``DESKPILOT_SECRET_KEY``),
+        each component's stores in turn; recorded in the platform audit log."""
+        box = self._platform.secrets
+        reports = [
+            await rotate(self._resources, box)
+            for component in self._platform.components
+            for rotate in component.secret_rotations
+        ]
+        async with self._db.dangerously_unscoped_session() as session:
+            record_platform_change(
+                session,
+                operator=self.operator,
+                action="secrets.rotate",
+                target=box.key_id,
+                new={"stores": [asdict(report) for report in reports]},
+            )
+        return reports

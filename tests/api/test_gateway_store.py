@@ -4,6 +4,7 @@ holds a key or a header value."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import quote
 
@@ -40,8 +41,12 @@ async def listed(client: httpx.AsyncClient, admin: dict[str, str]) -> list[dict[
 
 
 async def test_operator_crud(
-    client: httpx.AsyncClient, admin_headers: dict[str, str], deployments: Deployments
+    client: httpx.AsyncClient,
+    admin_headers: dict[str, str],
+    deployments: Deployments,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     alias = unique("gpt")
     body = deployment_body(
         alias=alias,
@@ -79,6 +84,9 @@ async def test_operator_crud(
 
     deleted = await client.delete(url(view["name"]), headers=admin_headers)
     assert deleted.status_code == 204
+    assert "request" in caplog.text  # the access lines were captured, and hold no secret
+    for secret in (OPERATOR_KEY, HEADER_VALUE):
+        assert secret not in caplog.text
     assert_problem(await client.get(url(view["name"]), headers=admin_headers), 404, "not_found")
     assert_problem(await client.delete(url(view["name"]), headers=admin_headers), 404, "not_found")
 

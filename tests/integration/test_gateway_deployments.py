@@ -23,7 +23,7 @@ from deskpilot.gateway import (
     GatewayConfig,
     load_catalogue_rows,
 )
-from deskpilot.gateway.store.deployments import key_binding
+from deskpilot.gateway.store.catalogue import key_binding
 from deskpilot.gateway.store.watch import DeploymentWatch
 from deskpilot.platform import Platform
 from tests.gateway_store_support import OPERATOR, OPERATOR_KEY, Deployments, unique
@@ -41,15 +41,20 @@ async def rows_named(platform: Platform, name: str) -> list[tuple[str, Deploymen
 
 
 async def test_create_stores_encrypted_and_shows_no_secret(
-    platform: Platform, deployments: Deployments
+    platform: Platform, deployments: Deployments, caplog: pytest.LogCaptureFixture
 ) -> None:
-    view = await deployments.create(
-        api_key=OPERATOR_KEY,
-        extra_headers={"OpenAI-Organization": HEADER_VALUE},
-        rpm=500,
-        tpm=90_000,
-        price={"input": "2.50", "output": 10},
-    )
+    with caplog.at_level(logging.DEBUG):
+        view = await deployments.create(
+            api_key=OPERATOR_KEY,
+            extra_headers={"OpenAI-Organization": HEADER_VALUE},
+            rpm=500,
+            tpm=90_000,
+            price={"input": "2.50", "output": 10},
+        )
+        await load_catalogue_rows(platform.resources.db, secrets=platform.secrets)
+        await platform.admin(OPERATOR).deployments.list()
+    assert OPERATOR_KEY not in caplog.text
+    assert HEADER_VALUE not in caplog.text
     assert view.source == "api"
     assert view.has_api_key
     assert view.extra_header_names == ("OpenAI-Organization",)

@@ -5,12 +5,8 @@ integration surface is ``GatewayStore`` (see ``handles``), ``load_catalogue_rows
 topic ``DEPLOYMENTS_CHANGED``.
 """
 
-from deskpilot.gateway.store.deployments import (
-    DEPLOYMENTS_CHANGED,
-    CatalogueRow,
-    load_catalogue_rows,
-    rotate_deployment_secrets,
-)
+from deskpilot.gateway.store.catalogue import CatalogueRow, load_catalogue_rows
+from deskpilot.gateway.store.deployments import DEPLOYMENTS_CHANGED, rotate_deployment_secrets
 from deskpilot.gateway.store.handles import (
     DeploymentsAdmin,
     GatewayStore,

@@ -1,11 +1,11 @@
 """Operator deployments stored in the database, next to the operator's deployments file.
 
-The gateway runtime loads them with ``load_catalogue_rows`` at start and again whenever they
-change: every write marks the bus topic ``DEPLOYMENTS_CHANGED`` (delivered after commit, to
-every process through Redis; see ``store.watch`` for the no-Redis fallback). Validation is
-``Deployment``'s own, plus a provider adapter that exists, an alias, and a name no other
-deployment (stored or in the file) has. Keys and header values are stored as ``SecretBox``
-ciphertexts bound to the deployment's name; the name therefore never changes.
+The gateway runtime loads them with ``catalogue.load_catalogue_rows`` at start and again
+whenever they change: every write marks the bus topic ``DEPLOYMENTS_CHANGED``, delivered
+after commit, to every process through Redis (``store.watch`` covers the no-Redis case).
+Validation is ``Deployment``'s own, plus a provider adapter that exists, an alias, and a name
+no other deployment (stored or in the file) has. Keys and header values are stored as
+``SecretBox`` ciphertexts bound to the deployment's name; the name therefore never changes.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any
 
 from pydantic import SecretStr, ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from deskpilot.core.context import OperatorContext
-from deskpilot.core.db import Database, mark_changed
+from deskpilot.core.db import mark_changed
 from deskpilot.core.errors import (
     Conflict,
     FieldError,
@@ -32,136 +32,37 @@ from deskpilot.core.errors import (
 )
 from deskpilot.core.models import utcnow
 from deskpilot.core.resources import Resources
-from deskpilot.core.secrets import RotationReport, SecretBox, binding
-from deskpilot.gateway.config_litellm import DeploymentPrice
+from deskpilot.core.secrets import RotationReport, SecretBox
 from deskpilot.gateway.providers import BUILTIN_PROVIDERS
 from deskpilot.gateway.schemas import Deployment
 from deskpilot.gateway.store import repository as repo
+from deskpilot.gateway.store.catalogue import (
+    STORED_FIELDS,
+    TABLE,
+    CatalogueRow,
+    file_view,
+    headers_binding,
+    key_binding,
+    open_secrets,
+    row_view,
+    stored_fields,
+)
 from deskpilot.gateway.store.models import DeploymentRow
 from deskpilot.gateway.store.schemas import (
     DeploymentCreate,
     DeploymentUpdate,
     DeploymentView,
     PriceIn,
-    PriceView,
 )
 from deskpilot.tenancy import record_platform_change
 
 log = logging.getLogger(__name__)
 
-TABLE = "gateway_deployments"
 # A bus topic, not a tenant: ':' never occurs in a tenant slug.
 DEPLOYMENTS_CHANGED = "gateway:deployments"
 PROVIDERS = frozenset(name for name, _ in BUILTIN_PROVIDERS)
-_PLAIN = ("provider", "model", "api_base", "key_family", "read_timeout", "connect_timeout")
-_PLAIN_NULLABLE = ("max_retries", "rpm", "tpm")
 _NOT_NULL = ("alias", "provider", "model", "api_base", "read_timeout", "connect_timeout")
-_STORED_SCALE = Decimal("1e-12")
 _AUDITED_OUT = {"created_at", "updated_at", "source", "secrets_readable"}
-
-
-class CatalogueRow(NamedTuple):
-    """One deployment for the gateway's catalogue: the alias it serves, the deployment (with
-    its key), and its price when the operator gave one."""
-
-    alias: str
-    deployment: Deployment
-    price: DeploymentPrice | None
-
-
-def key_binding(name: str) -> bytes:
-    return binding(TABLE, name, "api_key")
-
-
-def headers_binding(name: str) -> bytes:
-    return binding(TABLE, name, "extra_headers")
-
-
-async def load_catalogue_rows(db: Database, *, secrets: SecretBox) -> list[CatalogueRow]:
-    """Every stored deployment, decrypted, ordered by alias then age. A row whose credentials
-    no configured master key opens, or that no longer validates, is skipped with an error log
-    (by name only), so one bad row never takes the others down."""
-    async with db.unbound_session() as session:
-        rows = await repo.list_deployments(session)
-    loaded: list[CatalogueRow] = []
-    for row in rows:
-        try:
-            key, headers = _open(row, secrets)
-            deployment = Deployment.model_validate(
-                {**_fields(row), "api_key": key, "extra_headers": headers}
-            )
-        except SecretUnreadable:
-            log.error(
-                "stored deployment skipped: its credentials cannot be decrypted",
-                extra={"deployment": row.name},
-            )
-            continue
-        except ValidationError as exc:
-            paths = [".".join(str(p) for p in e["loc"]) for e in exc.errors(include_input=False)]
-            log.error(
-                "stored deployment skipped: no longer valid",
-                extra={"deployment": row.name, "fields": paths},
-            )
-            continue
-        loaded.append(CatalogueRow(row.alias, deployment, _price(row)))
-    return loaded
-
-
-def file_view(entry: CatalogueRow) -> DeploymentView:
-    deployment, price = entry.deployment, entry.price
-    return DeploymentView(
-        name=deployment.name,
-        alias=entry.alias,
-        source="file",
-        provider=deployment.provider,
-        model=deployment.model,
-        api_base=deployment.api_base,
-        key_family=deployment.key_family,
-        family=deployment.family,
-        has_api_key=deployment.api_key is not None,
-        extra_header_names=tuple(sorted(deployment.extra_headers)),
-        read_timeout=deployment.read_timeout,
-        connect_timeout=deployment.connect_timeout,
-        max_retries=deployment.max_retries,
-        rpm=deployment.rpm,
-        tpm=deployment.tpm,
-        price=None if price is None else _price_view(price.input, price.cached_input, price.output),
-        secrets_readable=True,
-        created_at=None,
-        updated_at=None,
-    )
-
-
-def row_view(row: DeploymentRow, box: SecretBox) -> DeploymentView:
-    try:
-        _, headers = _open(row, box)
-        names, readable = tuple(sorted(headers)), True
-    except SecretUnreadable:
-        names, readable = (), False
-    price = None
-    if row.input_price is not None and row.output_price is not None:
-        price = _price_view(row.input_price, row.cached_input_price, row.output_price)
-    return DeploymentView(
-        name=row.name,
-        alias=row.alias,
-        source="api",
-        provider=row.provider,
-        model=row.model,
-        api_base=row.api_base,
-        key_family=row.key_family,
-        family=row.key_family or row.provider,
-        has_api_key=row.api_key_ciphertext is not None,
-        extra_header_names=names,
-        read_timeout=row.read_timeout,
-        connect_timeout=row.connect_timeout,
-        max_retries=row.max_retries,
-        rpm=row.rpm,
-        tpm=row.tpm,
-        price=price,
-        secrets_readable=readable,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
 
 
 class DeploymentService:
@@ -192,7 +93,7 @@ class DeploymentService:
             raise Conflict(f"a deployment named {name!r} is defined in the deployments file")
         if name in taken:
             raise Conflict(f"a deployment named {name!r} already exists")
-        fields = body.model_dump(include={*_PLAIN, *_PLAIN_NULLABLE}, exclude_none=True)
+        fields = body.model_dump(include=set(STORED_FIELDS), exclude_none=True)
         deployment = _validated(
             {
                 **fields,
@@ -228,7 +129,7 @@ class DeploymentService:
         if nulls:
             raise ValidationFailed("deployment update refused", tuple(nulls))
         key, headers = self._kept_secrets(row, changes)
-        fields = {**_fields(row), **body.model_dump(include=changes & {*_PLAIN, *_PLAIN_NULLABLE})}
+        fields = {**stored_fields(row), **body.model_dump(include=changes & set(STORED_FIELDS))}
         if "api_key" in changes:
             key = body.api_key
         if "extra_headers" in changes:
@@ -264,7 +165,7 @@ class DeploymentService:
         if {"api_key", "extra_headers"} <= changes:
             return None, {}
         try:
-            return _open(row, self._box)
+            return open_secrets(row, self._box)
         except SecretUnreadable:
             raise Conflict(
                 f"the stored credentials of deployment {row.name!r} cannot be decrypted with the "
@@ -275,7 +176,7 @@ class DeploymentService:
         self, row: DeploymentRow, alias: str, deployment: Deployment, price: PriceIn | None
     ) -> None:
         row.alias = alias
-        for field in (*_PLAIN, *_PLAIN_NULLABLE):
+        for field in STORED_FIELDS:
             setattr(row, field, getattr(deployment, field))
         secret = deployment.secret()
         row.api_key_ciphertext = (
@@ -344,22 +245,6 @@ async def rotate_deployment_secrets(resources: Resources, box: SecretBox) -> Rot
     return RotationReport(TABLE, rotated, len(rows), unreadable)
 
 
-def _open(row: DeploymentRow, box: SecretBox) -> tuple[SecretStr | None, dict[str, str]]:
-    key = None
-    if row.api_key_ciphertext is not None:
-        key = SecretStr(box.decrypt(row.api_key_ciphertext, bound_to=key_binding(row.name)))
-    headers: dict[str, str] = {}
-    if row.extra_headers_ciphertext is not None:
-        headers = json.loads(
-            box.decrypt(row.extra_headers_ciphertext, bound_to=headers_binding(row.name))
-        )
-    return key, headers
-
-
-def _fields(row: DeploymentRow) -> dict[str, Any]:
-    return {"name": row.name, **{f: getattr(row, f) for f in (*_PLAIN, *_PLAIN_NULLABLE)}}
-
-
 def _validated(fields: Mapping[str, Any]) -> Deployment:
     errors: list[FieldError] = []
     provider = fields.get("provider")
@@ -407,28 +292,4 @@ def _price_in(row: DeploymentRow) -> PriceIn | None:
         return None
     return PriceIn(
         input=row.input_price, cached_input=row.cached_input_price, output=row.output_price
-    )
-
-
-def _price(row: DeploymentRow) -> DeploymentPrice | None:
-    if row.input_price is None or row.output_price is None:
-        return None
-    return DeploymentPrice(
-        deployment=row.name,
-        provider=row.provider,
-        model=row.model,
-        input=row.input_price,
-        cached_input=(
-            row.input_price if row.cached_input_price is None else row.cached_input_price
-        ),
-        output=row.output_price,
-    )
-
-
-def _price_view(input_: Decimal, cached: Decimal | None, output: Decimal) -> PriceView:
-    """Shown as stored (``numeric(24, 12)``) whatever the source: file, request or row."""
-    return PriceView(
-        input=input_.quantize(_STORED_SCALE),
-        cached_input=(input_ if cached is None else cached).quantize(_STORED_SCALE),
-        output=output.quantize(_STORED_SCALE),
     )

@@ -31,11 +31,8 @@ from deskpilot.gateway.config import GatewayConfig, load_gateway_config_file
 from deskpilot.gateway.config_litellm import UNSET_BASE
 from deskpilot.gateway.store import repository as repo
 from deskpilot.gateway.store.cache import OwnKeysCache
-from deskpilot.gateway.store.deployments import (
-    CatalogueRow,
-    DeploymentService,
-    load_catalogue_rows,
-)
+from deskpilot.gateway.store.catalogue import CatalogueRow, load_catalogue_rows
+from deskpilot.gateway.store.deployments import DeploymentService
 from deskpilot.gateway.store.provider_keys import ProviderKeysService
 from deskpilot.gateway.store.schemas import (
     DeploymentCreate,

@@ -24,6 +24,7 @@ from deskpilot.core.context import OperatorContext, Scope, TenantContext
 from deskpilot.core.settings import Settings
 from deskpilot.platform import Platform
 from deskpilot.tenancy.schemas import KeyCreate, TenantCreate
+from tests.gateway_store_support import Deployments
 
 ADMIN_TOKEN = "dpo_" + "t" * 48
 REDIS_TEST_URL = os.environ.get("DESKPILOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -122,3 +123,13 @@ def admin_headers() -> dict[str, str]:
 def redis_url() -> str:
     """The real Redis the suite needs; CI starts it, so a missing server is a failure."""
     return REDIS_TEST_URL
+
+
+@pytest.fixture
+async def deployments(platform: Platform) -> AsyncIterator[Deployments]:
+    """Stored gateway deployments made by the test, removed afterwards (they are global)."""
+    made = Deployments(platform)
+    try:
+        yield made
+    finally:
+        await made.remove_all()

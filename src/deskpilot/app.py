@@ -21,6 +21,7 @@ from deskpilot.core.http import (
 from deskpilot.core.logging import configure_logging
 from deskpilot.core.settings import Settings
 from deskpilot.gateway import api as gateway_api
+from deskpilot.gateway.store.api import admin_deployments, tenant_provider_keys
 from deskpilot.metering.api import admin_usage, tenant_usage
 from deskpilot.platform import Platform
 from deskpilot.tenancy.api import admin, tenant_api
@@ -64,6 +65,8 @@ def create_app(
     app.include_router(admin_usage)
     app.include_router(tenant_usage)
     gateway_api.install(app)
+    app.include_router(admin_deployments)
+    app.include_router(tenant_provider_keys)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from decimal import Decimal
 from types import TracebackType
@@ -29,11 +30,18 @@ from deskpilot.core.invalidation import InvalidationBus, RedisInvalidationBus
 from deskpilot.core.migrate import current_revision, head_revision, migrate
 from deskpilot.core.redis import open_redis
 from deskpilot.core.resources import PurgeStep, Resources
+from deskpilot.core.secrets import RotationReport, SecretBox
 from deskpilot.core.settings import Settings
 from deskpilot.gateway import (
     BUILTIN_PROVIDERS,
+    Catalogue,
+    CatalogueRow,
+    Deployment,
+    DeploymentsAdmin,
     Gateway,
     GatewayConfig,
+    GatewayStore,
+    ProviderKeysHandle,
     ProviderRegistry,
     RetryPolicy,
     catalogue_of,
@@ -51,6 +59,7 @@ from deskpilot.tenancy import (
     TenancyAdmin,
     Tenant,
     new_operator_token,
+    record_platform_change,
 )
 
 log = logging.getLogger(__name__)
@@ -95,9 +104,12 @@ class Platform:
         )
         resources.db.on_commit(bus.publish)
         self.operator_token = operator_token(settings)
+        self.secrets = SecretBox.from_settings(settings)
+        self.gateway_store = GatewayStore(resources, self.secrets, bus)
         self.meter = Meter(resources, prices)
         self.quotas = QuotaService(resources, quota_backend(resources))
         self.meter.on_durable(self.quotas.on_durable)
+        self._gateway_config = gateway_config
         retries = gateway_config.retries if gateway_config else None
         self.gateway = Gateway(
             catalogue=catalogue_of(gateway_config),
@@ -105,7 +117,11 @@ class Platform:
             metered=self.metered,
             providers=ProviderRegistry(BUILTIN_PROVIDERS),
             policy=RetryPolicy() if retries is None else RetryPolicy(max_retries=retries),
+            own_keys=lambda tenant: self.gateway_store.own_keys(tenant=tenant),
         )
+        self.gateway_store.use_file_deployments(lambda: self._gateway_config)
+        self.gateway_store.use_known_families(lambda: self.gateway.catalogue.families())
+        self.gateway_store.on_deployments_change(self._deployments_changed)
         self._maintenance: asyncio.Task[None] | None = None
 
     @classmethod
@@ -141,9 +157,18 @@ class Platform:
                 await redis.aclose()
             await db.close()
             raise
-        platform = cls(
-            Resources(settings, db, schema, redis), bus, components, prices, gateway_config
-        )
+        try:
+            platform = cls(
+                Resources(settings, db, schema, redis), bus, components, prices, gateway_config
+            )
+            await platform.gateway_store.start()
+            await platform.reload_deployments()
+        except BaseException:
+            await bus.stop()
+            if redis is not None:
+                await redis.aclose()
+            await db.close()
+            raise
         platform.gateway.warm_up()
         platform._maintenance = asyncio.create_task(
             platform._maintain(), name="deskpilot-maintenance"
@@ -169,6 +194,7 @@ class Platform:
             self._maintenance.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._maintenance
+        await self.gateway_store.stop()
         await self.gateway.close()  # usage of streams still finishing reaches the meter
         await self.meter.close()  # flushes queued usage before the database goes
         await self._bus.stop()
@@ -190,8 +216,31 @@ class Platform:
     async def authenticate(self, api_key: str, *, client_ip: str | None = None) -> TenantContext:
         return await self.resolver.resolve(api_key, client_ip=client_ip)
 
+    def _deployments_changed(self) -> None:
+        self.gateway.spawn(self.reload_deployments())
+
+    async def reload_deployments(self) -> None:
+        """Serve the deployments file's and the stored deployments (admin API, CLI), with their
+        prices: at start, and whenever a stored deployment changes (every process)."""
+        try:
+            rows = await self.gateway_store.load_catalogue_rows()
+        except Exception:
+            log.exception("loading the stored deployments failed; serving the previous ones")
+            return
+        catalogue, overrides = merged_catalogue(self._gateway_config, rows)
+        prices = PriceTable.load_file(self.resources.settings.prices_file, deployments=overrides)
+        self.meter.prices = prices
+        self.gateway.prices = prices
+        self.gateway.use_catalogue(catalogue)
+
     def tenant(self, tenant: TenantContext) -> TenantHandle:
-        return TenantHandle(self.resources, tenant, prices=self.meter.prices, quotas=self.quotas)
+        return TenantHandle(
+            self.resources,
+            tenant,
+            prices=self.meter.prices,
+            quotas=self.quotas,
+            gateway_store=self.gateway_store,
+        )
 
     async def measure_storage(self) -> int:
         """Run every component's storage probes for every tenant (maintenance does this every
@@ -224,6 +273,26 @@ class Platform:
         return AdminHandle(self, operator, steps)
 
 
+def merged_catalogue(
+    config: GatewayConfig | None, rows: Sequence[CatalogueRow]
+) -> tuple[Catalogue, dict[str, object]]:
+    """The deployments file's catalogue with the stored deployments added under their aliases
+    (after the file's, so an alias in both balances over all), and the price overrides of
+    both (the file's and the stored deployments' prices)."""
+    deployments: dict[str, list[Deployment]] = {
+        alias: list(ds) for alias, ds in (config.deployments if config else {}).items()
+    }
+    for row in rows:
+        deployments.setdefault(row.alias, []).append(row.deployment)
+    prices = (*(config.prices if config else ()), *(r.price for r in rows if r.price))
+    catalogue = Catalogue(
+        {alias: tuple(ds) for alias, ds in deployments.items()},
+        config.fallbacks if config else {},
+        config.default_alias if config else None,
+    )
+    return catalogue, GatewayConfig(deployments={}, prices=prices).price_overrides()
+
+
 class TenantHandle:
     """Everything one tenant may do to its own data, one attribute per component."""
 
@@ -234,6 +303,7 @@ class TenantHandle:
         *,
         prices: PriceTable,
         quotas: QuotaService,
+        gateway_store: GatewayStore,
         as_operator: bool = False,
     ) -> None:
         self.context = tenant
@@ -242,6 +312,7 @@ class TenantHandle:
         self.keys = KeysHandle(resources, tenant)
         self.config = ConfigHandle(resources, tenant, as_operator=as_operator)
         self.usage = UsageHandle(resources, prices, tenant)
+        self.provider_keys = ProviderKeysHandle(resources, tenant, gateway_store)
 
     async def quota_status(self) -> list[QuotaStatus]:
         """Each limited dimension now: limit, used (incl. held), reset time, state."""
@@ -261,6 +332,7 @@ class AdminHandle(TenancyAdmin):
         super().__init__(platform.resources, operator, purge_steps)
         self._platform = platform
         self.usage = MeteringAdmin(platform.resources, operator)
+        self.deployments = DeploymentsAdmin(platform.resources, operator, platform.gateway_store)
 
     async def on_tenant(self, tenant_id: str) -> TenantHandle:
         platform = self._platform
@@ -269,5 +341,25 @@ class AdminHandle(TenancyAdmin):
             await self.context_for(tenant_id),
             prices=platform.meter.prices,
             quotas=platform.quotas,
+            gateway_store=platform.gateway_store,
             as_operator=True,
         )
+
+    async def rotate_secrets(self) -> list[RotationReport]:
+        """Re-encrypt every stored secret with the current master key (``DESKPILOT_SECRET_KEY``),
+        each component's stores in turn; recorded in the platform audit log."""
+        box = self._platform.secrets
+        reports = [
+            await rotate(self._resources, box)
+            for component in self._platform.components
+            for rotate in component.secret_rotations
+        ]
+        async with self._db.dangerously_unscoped_session() as session:
+            record_platform_change(
+                session,
+                operator=self.operator,
+                action="secrets.rotate",
+                target=box.key_id,
+                new={"stores": [asdict(report) for report in reports]},
+            )
+        return reports

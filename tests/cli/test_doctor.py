@@ -14,7 +14,15 @@ from deskpilot.core.settings import Settings
 from tests.cli.conftest import Invoke, json_out, ok, refused
 
 UNREACHABLE = "postgresql://nobody@127.0.0.1:1/x"
-CHECKS = ("database", "pgvector", "schema", "row-level security roles", "redis", "llm providers")
+CHECKS = (
+    "database",
+    "pgvector",
+    "schema",
+    "row-level security roles",
+    "redis",
+    "secret key",
+    "llm providers",
+)
 
 
 def lines_of(output: str) -> dict[str, str]:
@@ -59,6 +67,25 @@ def test_doctor_passes_on_the_embedded_database(invoke: Invoke, cli_home: Path) 
     assert checks["llm providers"] == (
         "OK   llm providers: none configured; features that need an LLM will say so"
     )
+
+
+def test_doctor_checks_the_secret_key(invoke: Invoke, cli_home: Path, tmp_path: Path) -> None:
+    key_file = Settings.model_validate({"DESKPILOT_HOME": cli_home}).secret_key_file
+    ok(invoke("tenants", "list"))  # any command creates the key file
+    checks = lines_of(invoke("doctor").stdout)
+    assert checks["secret key"].startswith(f"OK   secret key: in {key_file} (key ")
+    key_file.chmod(0o644)
+    try:
+        checks = lines_of(invoke("doctor").stdout)
+        assert checks["secret key"] == (
+            f"FAIL secret key: {key_file} is readable by others: chmod 600 {key_file}"
+        )
+    finally:
+        key_file.chmod(0o600)
+    key = key_file.read_text().strip()
+    checks = lines_of(invoke("doctor", env={"DESKPILOT_SECRET_KEY": key}).stdout)
+    assert checks["secret key"].startswith("OK   secret key: from DESKPILOT_SECRET_KEY (key ")
+    assert key not in checks["secret key"]
 
 
 def test_doctor_reports_an_unreachable_database_without_a_traceback(invoke: Invoke) -> None:

@@ -2,6 +2,9 @@
 tenant and every path that reads, lists, searches, updates or deletes it, in Python and over
 HTTP. ``test_isolation.py`` seeds the resource in tenant A and runs each path as tenant B.
 
+A path may ``prepare`` tenant B first (e.g. move it to a tier where the feature is on), so
+that its attempt is not refused for a reason unrelated to isolation.
+
 A path passes when B gets a refusal (NotFound/Forbidden/Unauthenticated in Python; 401, 403 or
 404 over HTTP) or a success whose body holds none of A's markers (ids, names, search terms);
 afterwards A's data must be intact. ``test_registry_covers_every_tenant_table`` fails when a
@@ -37,6 +40,7 @@ SeedFn = Callable[[Platform, TenantFixture], Awaitable[Seeded]]
 IntactFn = Callable[[Platform, TenantFixture, Seeded], Awaitable[None]]
 PyCall = Callable[[Platform, TenantFixture, Seeded], Awaitable[Any]]
 HttpBody = Callable[[Seeded], Any] | None
+Prepare = Callable[[Platform, TenantFixture], Awaitable[TenantFixture]] | None
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class PythonPath:
     name: str
     kind: Kind
     call: PyCall  # runs as tenant B (third argument: what was seeded in A)
+    prepare: Prepare = None  # returns B as the call should see it
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,7 @@ class HttpPath:
     body: HttpBody = None
     # B's credential; "key" (B's tenant:admin key) unless a path needs another
     credential: Literal["key", "forged"] = "key"
+    prepare: Prepare = None
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,8 @@ async def test_python_path_as_other_tenant(
     path: PythonPath,
 ) -> None:
     seeded = await resource.seed(platform, tenant_a)
+    if path.prepare is not None:
+        tenant_b = await path.prepare(platform, tenant_b)
     try:
         result = await path.call(platform, tenant_b, seeded)
     except (NotFound, Forbidden, Unauthenticated):
@@ -69,6 +71,8 @@ async def test_http_path_as_other_tenant(
     path: HttpPath,
 ) -> None:
     seeded = await resource.seed(platform, tenant_a)
+    if path.prepare is not None:
+        tenant_b = await path.prepare(platform, tenant_b)
     url = path.path.format(**seeded.ids)
     body = path.body(seeded) if path.body else None
     key = tenant_b.key

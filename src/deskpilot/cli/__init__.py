@@ -8,7 +8,19 @@ from typing import Annotated
 import typer
 
 from deskpilot import __version__
-from deskpilot.cli import config, doctor, keys, migrate, serve, tenants, tiers, usage
+from deskpilot.cli import (
+    config,
+    deployments,
+    doctor,
+    keys,
+    migrate,
+    provider_keys,
+    secret_keys,
+    serve,
+    tenants,
+    tiers,
+    usage,
+)
 
 app = typer.Typer(
     name="deskpilot",
@@ -34,7 +46,8 @@ def _root(
     ] = False,
 ) -> None:
     """Settings come from the environment (and .env): DATABASE_URL (unset: embedded PostgreSQL
-    under DESKPILOT_HOME), REDIS_URL, DESKPILOT_ADMIN_TOKEN, DESKPILOT_HOME."""
+    under DESKPILOT_HOME), REDIS_URL, DESKPILOT_ADMIN_TOKEN, DESKPILOT_SECRET_KEY,
+    DESKPILOT_HOME."""
 
 
 app.command("serve")(serve.serve)
@@ -45,6 +58,9 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(config.app, name="config")
 app.add_typer(tiers.app, name="tiers")
 app.add_typer(usage.app, name="usage")
+app.add_typer(deployments.app, name="deployments")
+app.add_typer(provider_keys.app, name="provider-keys")
+app.add_typer(secret_keys.app, name="secrets")
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from deskpilot.core.db import APP_ROLE, MIN_SERVER_VERSION, OPERATOR_ROLE, Datab
 from deskpilot.core.errors import SetupError
 from deskpilot.core.logging import redact_text
 from deskpilot.core.migrate import migrate
+from deskpilot.core.secrets import key_id, parse_master_key
 from deskpilot.core.settings import Settings
 
 CONNECT_TIMEOUT = 10.0
@@ -244,6 +245,37 @@ def _check_token(settings: Settings) -> Check:
     return Check("operator token", True, f"in {path}")
 
 
+def _check_secret_key(settings: Settings) -> Check:
+    old = settings.secret_keys_old
+    older = ""
+    if old is not None:
+        count = sum(1 for part in old.get_secret_value().split(",") if part.strip())
+        older = f"; {count} old key(s) in DESKPILOT_SECRET_KEYS_OLD: run 'deskpilot secrets rotate'"
+    if settings.secret_key is not None:
+        current = key_id(parse_master_key(settings.secret_key.get_secret_value()))
+        return Check("secret key", True, f"from DESKPILOT_SECRET_KEY (key {current}){older}")
+    path = settings.secret_key_file
+    if not path.exists():
+        return Check(
+            "secret key",
+            True,
+            f"not created yet; generated into {path} on start (back it up; with several hosts "
+            "set DESKPILOT_SECRET_KEY instead)",
+        )
+    if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return Check("secret key", False, f"{path} is readable by others: chmod 600 {path}")
+    try:
+        current = key_id(parse_master_key(path.read_text()))
+    except ValueError:
+        return Check(
+            "secret key",
+            False,
+            f"{path} does not hold a usable key: restore it from your backup, or set "
+            "DESKPILOT_SECRET_KEY to the key the stored credentials were encrypted with",
+        )
+    return Check("secret key", True, f"in {path} (key {current}; back it up){older}")
+
+
 async def _diagnose(report: Report) -> None:
     try:
         settings = load_settings()
@@ -256,12 +288,13 @@ async def _diagnose(report: Report) -> None:
     await _database_checks(settings, report)
     report(await _check_redis(settings))
     report(_check_token(settings))
+    report(_check_secret_key(settings))
     report(Check("llm providers", True, "none configured; features that need an LLM will say so"))
 
 
 def doctor() -> None:
     """Check the deployment: database, pgvector, schema, row-level security roles, Redis,
-    operator token, LLM providers. Exit status 1 if any check fails."""
+    operator token, secret key, LLM providers. Exit status 1 if any check fails."""
     failures = 0
 
     def report(check: Check) -> None:

@@ -1,4 +1,5 @@
-"""What a component contributes to the platform: config sections and purge steps.
+"""What a component contributes to the platform: config sections, purge steps, storage probes
+and the re-encryption of the secrets it stores.
 
 Built-in components declare themselves the same way a third-party one would; the app factory,
 CLI and Python API assemble them from ``deskpilot.components.BUILTIN``.
@@ -13,6 +14,7 @@ from pydantic import BaseModel
 
 if TYPE_CHECKING:
     from deskpilot.core.resources import PurgeStep, StorageProbe
+    from deskpilot.core.secrets import SecretRotation
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,3 +37,4 @@ class Component:
     config_sections: tuple[ConfigSection, ...] = ()
     purge_steps: tuple[PurgeStep, ...] = ()
     storage_probes: tuple[StorageProbe, ...] = ()
+    secret_rotations: tuple[SecretRotation, ...] = ()

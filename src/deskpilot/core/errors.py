@@ -86,6 +86,14 @@ class Unavailable(DeskpilotError):
     status, type, title = 503, "unavailable", "Service unavailable"
 
 
+class SecretUnreadable(DeskpilotError):
+    """A stored secret cannot be decrypted with the configured master keys (the key was lost
+    or changed without ``DESKPILOT_SECRET_KEYS_OLD``, or the value was moved or altered).
+    Retrying does not help: the secret must be stored again or the old key configured."""
+
+    status, type, title = 500, "secret_unreadable", "A stored secret cannot be decrypted"
+
+
 class TenantScopeError(RuntimeError):
     """A tenant-owned table was queried without a tenant. A programming error, never a 4xx."""
 

@@ -8,6 +8,8 @@ import platformdirs
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from deskpilot.core.secrets import parse_master_key
+
 
 def default_home() -> Path:
     return Path(platformdirs.user_data_dir("deskpilot", appauthor=False))
@@ -17,8 +19,11 @@ class Settings(BaseSettings):
     """Deployment settings. Every field is documented in ``docs/operators/configuration.md``."""
 
     # Only the aliases are read (no populate_by_name): a field name such as ``home`` must never
-    # match an unrelated environment variable (HOME).
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+    # match an unrelated environment variable (HOME). A refused value is never echoed: several
+    # settings are credentials.
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     database_url: SecretStr | None = Field(
         default=None,
@@ -35,6 +40,17 @@ class Settings(BaseSettings):
         default=None,
         validation_alias="DESKPILOT_ADMIN_TOKEN",
         description="Operator credential for /admin routes. Unset: generated into DESKPILOT_HOME.",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        validation_alias="DESKPILOT_SECRET_KEY",
+        description="Master key (base64 of 32 bytes) encrypting stored credentials. Unset: "
+        "generated into DESKPILOT_HOME/secret-key.",
+    )
+    secret_keys_old: SecretStr | None = Field(
+        default=None,
+        validation_alias="DESKPILOT_SECRET_KEYS_OLD",
+        description="Comma-separated former master keys, still accepted for decryption.",
     )
     max_body_bytes: int = Field(
         default=10 * 1024 * 1024, ge=1024, validation_alias="DESKPILOT_MAX_BODY_BYTES"
@@ -87,6 +103,25 @@ class Settings(BaseSettings):
                 )
         return value
 
+    @field_validator("secret_key")
+    @classmethod
+    def _master_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_master_key(value.get_secret_value())
+        return value
+
+    @field_validator("secret_keys_old")
+    @classmethod
+    def _old_master_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            for index, part in enumerate(value.get_secret_value().split(",")):
+                if part.strip():
+                    try:
+                        parse_master_key(part)
+                    except ValueError as exc:
+                        raise ValueError(f"key {index + 1}: {exc}") from None
+        return value
+
     @property
     def embedded(self) -> bool:
         return self.database_url is None
@@ -98,3 +133,7 @@ class Settings(BaseSettings):
     @property
     def admin_token_file(self) -> Path:
         return self.home / "admin-token"
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.home / "secret-key"

@@ -7,6 +7,8 @@
 ``first_success`` walks a fallback chain; ``Router`` picks the chain for a tenant from the
 ``Catalogue`` and the tenant's ``gateway`` config section; ``count_chat`` and friends count
 tokens offline.
+Stored configuration (``store``): operator deployments added through the admin API or CLI and
+tenants' own provider keys, encrypted at rest (``GatewayStore``).
 """
 
 from deskpilot.gateway.breaker import BreakerConfig, BreakerState, CircuitBreaker, CircuitBreakers
@@ -63,6 +65,24 @@ from deskpilot.gateway.schemas import (
     Usage,
 )
 from deskpilot.gateway.service import Gateway, Served
+from deskpilot.gateway.store import (
+    DEPLOYMENTS_CHANGED,
+    ByoKeysDisabled,
+    CatalogueRow,
+    DeploymentCreate,
+    DeploymentsAdmin,
+    DeploymentUpdate,
+    DeploymentView,
+    GatewayStore,
+    PriceIn,
+    PriceView,
+    ProviderKeySet,
+    ProviderKeysHandle,
+    ProviderKeyView,
+    families_in_file,
+    file_rows,
+    load_catalogue_rows,
+)
 from deskpilot.gateway.tokens import (
     count_chat,
     count_completion,
@@ -74,6 +94,7 @@ from deskpilot.gateway.tokens import (
 __all__ = [
     "BUILTIN_PROVIDERS",
     "COMPONENT",
+    "DEPLOYMENTS_CHANGED",
     "FALLBACK_KINDS",
     "NO_USAGE",
     "RETRYABLE_KINDS",
@@ -81,27 +102,39 @@ __all__ = [
     "AnthropicProvider",
     "BreakerConfig",
     "BreakerState",
+    "ByoKeysDisabled",
     "Catalogue",
+    "CatalogueRow",
     "ChatResult",
     "CircuitBreaker",
     "CircuitBreakers",
     "CircuitOpenError",
     "Deployment",
+    "DeploymentCreate",
     "DeploymentPrice",
+    "DeploymentUpdate",
+    "DeploymentView",
+    "DeploymentsAdmin",
     "EmbedResult",
     "ErrorKind",
     "FallbackSuccess",
     "Gateway",
     "GatewayConfig",
     "GatewaySection",
+    "GatewayStore",
     "LLMProvider",
     "LiteLLMProvider",
     "LoadedConfig",
     "OpenAICompatProvider",
     "OpenedStream",
     "PoolLimits",
+    "PriceIn",
+    "PriceView",
     "ProviderError",
     "ProviderFactory",
+    "ProviderKeySet",
+    "ProviderKeyView",
+    "ProviderKeysHandle",
     "ProviderRegistry",
     "ProviderResult",
     "RetryPolicy",
@@ -121,7 +154,10 @@ __all__ = [
     "count_text",
     "embed_with_retries",
     "encoding_name",
+    "families_in_file",
+    "file_rows",
     "first_success",
+    "load_catalogue_rows",
     "load_gateway_config",
     "load_gateway_config_file",
     "open_stream",

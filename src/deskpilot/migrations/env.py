@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import deskpilot.gateway.store.models as _gateway_models  # noqa: F401  (registers tables)
 from deskpilot.core.models import Base
 from deskpilot.metering import models as _metering_models  # noqa: F401  (registers tables)
 from deskpilot.quotas import models as _quota_models  # noqa: F401

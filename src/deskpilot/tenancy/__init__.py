@@ -5,6 +5,7 @@ Other components import from here only: the DTOs, the services and the component
 
 from deskpilot.core.component import Component
 from deskpilot.core.redis import purge_tenant_keys
+from deskpilot.tenancy.audit import record_platform_change, record_tenant_change
 from deskpilot.tenancy.auth import CredentialResolver
 from deskpilot.tenancy.config import SECTIONS
 from deskpilot.tenancy.handles import ConfigHandle, KeysHandle, OwnTenantHandle, TenancyAdmin
@@ -54,4 +55,6 @@ __all__ = [
     "TierUpdate",
     "new_operator_token",
     "parse_key",
+    "record_platform_change",
+    "record_tenant_change",
 ]

@@ -119,6 +119,7 @@ class Platform:
             policy=RetryPolicy() if retries is None else RetryPolicy(max_retries=retries),
             own_keys=lambda tenant: self.gateway_store.own_keys(tenant=tenant),
         )
+        self._own_gateway = self.gateway  # what reloads update, even if a test swaps .gateway
         self.gateway_store.use_file_deployments(lambda: self._gateway_config)
         self.gateway_store.use_known_families(lambda: self.gateway.catalogue.families())
         self.gateway_store.on_deployments_change(self._deployments_changed)
@@ -146,8 +147,9 @@ class Platform:
                 settings.prices_file,
                 deployments=gateway_config.price_overrides() if gateway_config else None,
             )
-            if run_migrations or await current_revision(db) == head_revision():
-                # (an unmigrated database is reported by whoever asked not to migrate)
+            # (an unmigrated database is reported by whoever asked not to migrate)
+            current = run_migrations or await current_revision(db) == head_revision()
+            if current:
                 await ensure_partitions(db, datetime.now(UTC))
             redis = await open_redis(settings)
             bus = InvalidationBus() if redis is None else RedisInvalidationBus(redis)
@@ -161,8 +163,9 @@ class Platform:
             platform = cls(
                 Resources(settings, db, schema, redis), bus, components, prices, gateway_config
             )
-            await platform.gateway_store.start()
-            await platform.reload_deployments()
+            if current:
+                await platform.gateway_store.start()
+                await platform.reload_deployments()
         except BaseException:
             await bus.stop()
             if redis is not None:
@@ -217,7 +220,7 @@ class Platform:
         return await self.resolver.resolve(api_key, client_ip=client_ip)
 
     def _deployments_changed(self) -> None:
-        self.gateway.spawn(self.reload_deployments())
+        self._own_gateway.spawn(self.reload_deployments())
 
     async def reload_deployments(self) -> None:
         """Serve the deployments file's and the stored deployments (admin API, CLI), with their
@@ -230,8 +233,8 @@ class Platform:
         catalogue, overrides = merged_catalogue(self._gateway_config, rows)
         prices = PriceTable.load_file(self.resources.settings.prices_file, deployments=overrides)
         self.meter.prices = prices
-        self.gateway.prices = prices
-        self.gateway.use_catalogue(catalogue)
+        self._own_gateway.prices = prices
+        self._own_gateway.use_catalogue(catalogue)
 
     def tenant(self, tenant: TenantContext) -> TenantHandle:
         return TenantHandle(

@@ -34,7 +34,7 @@ from deskpilot.core.models import utcnow
 from deskpilot.core.resources import Resources
 from deskpilot.core.secrets import RotationReport, SecretBox
 from deskpilot.gateway.providers import BUILTIN_PROVIDERS
-from deskpilot.gateway.schemas import Deployment
+from deskpilot.gateway.schemas import LITELLM_PROVIDER, Deployment
 from deskpilot.gateway.store import repository as repo
 from deskpilot.gateway.store.catalogue import (
     STORED_FIELDS,
@@ -60,7 +60,8 @@ log = logging.getLogger(__name__)
 
 # A bus topic, not a tenant: ':' never occurs in a tenant slug.
 DEPLOYMENTS_CHANGED = "gateway:deployments"
-PROVIDERS = frozenset(name for name, _ in BUILTIN_PROVIDERS)
+# LiteLLM deployments need no api_base and the provider's own environment: the file's only.
+PROVIDERS = frozenset(name for name, _ in BUILTIN_PROVIDERS) - {LITELLM_PROVIDER}
 _NOT_NULL = ("alias", "provider", "model", "api_base", "read_timeout", "connect_timeout")
 _AUDITED_OUT = {"created_at", "updated_at", "source", "secrets_readable"}
 

@@ -20,6 +20,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, mo
 
 from deskpilot.core.errors import FieldError, ValidationFailed
 from deskpilot.gateway.config_litellm import Findings, parse_entry
+from deskpilot.gateway.schemas import LITELLM_PROVIDER
 
 FAMILY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _NAME_RE = re.compile(r"^[^\s/\x00-\x1f\x7f]{1,128}$")
@@ -191,6 +192,18 @@ def from_litellm_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
     if errors or parsed is None:
         raise ValidationFailed("deployment refused", tuple(errors) or (FieldError("", "invalid"),))
     deployment = parsed.deployment
+    if deployment.provider == LITELLM_PROVIDER:
+        raise ValidationFailed(
+            "deployment refused",
+            (
+                FieldError(
+                    "litellm_params.model",
+                    "only the built-in providers can be stored (openai/, azure/, ollama/, "
+                    "ollama_chat/, hosted_vllm/, anthropic/); declare deployments LiteLLM "
+                    "serves in the deployments file",
+                ),
+            ),
+        )
     info = entry.get("model_info")
     fields: dict[str, Any] = {
         "alias": parsed.alias,

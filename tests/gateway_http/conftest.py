@@ -76,6 +76,7 @@ async def gw(platform: Platform) -> AsyncIterator[Harness]:
             providers=ProviderRegistry(BUILTIN_PROVIDERS),
             policy=policy(sleep, max_retries=1),
             breakers=CircuitBreakers(BreakerConfig()),
+            own_keys=lambda tenant: platform.gateway_store.own_keys(tenant=tenant),
         )
         original, platform.gateway = platform.gateway, gateway
         harness = Harness(up, gateway, sleep)

@@ -29,6 +29,7 @@ async def events_of(platform: Platform, tenant: TenantFixture) -> list[Any]:
 
 
 async def held(platform: Platform, tenant: TenantFixture) -> dict[str, Decimal]:
+    await platform.gateway.drain()  # holds of answered requests are settled in the background
     statuses = await platform.tenant(tenant.context).quota_status()
     return {s.dimension.value: s.held for s in statuses}
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import multiprocessing
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -157,21 +160,89 @@ async def _prepare(settings: Settings, *, migrate: bool) -> None:
         pass  # migrated (or checked), operator token in place, Redis reachable
 
 
-def _run_uvicorn(settings: Settings, host: str, port: int, workers: int) -> None:
-    # Several workers need an import string; each builds its app from the environment.
-    app: str | Callable[[], FastAPI] = (
-        WORKER_APP if workers > 1 else functools.partial(create_app, settings, run_migrations=False)
-    )
-    uvicorn.run(
+def _uvicorn_config(app: str | Callable[[], FastAPI], host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
         app,
         host=host,
         port=port,
-        workers=workers,
         factory=True,
         lifespan="on",
         access_log=False,  # the request middleware logs each request, structured
         log_config=None,  # keep deskpilot.core.logging's configuration
     )
+
+
+def _run_uvicorn(settings: Settings, host: str, port: int, workers: int) -> None:
+    if workers == 1:
+        app = functools.partial(create_app, settings, run_migrations=False)
+        uvicorn.Server(_uvicorn_config(app, host, port)).run()
+        return
+    _supervise(host, port, workers)
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """A socket of this worker's own on the shared port (``SO_REUSEPORT``): the kernel spreads
+    new connections over the workers' sockets. With one socket shared by every worker (what
+    uvicorn's ``--workers`` does), whichever worker wakes first accepts a whole burst of
+    keep-alive connections, and the others idle."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(address)
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _worker(host: str, port: int) -> None:
+    """One worker process: its own socket on the port, the app built from the environment."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor stops workers with SIGTERM
+    server = uvicorn.Server(_uvicorn_config(WORKER_APP, host, port))
+    server.run(sockets=[_listening_socket(host, port)])
+
+
+WORKER_RESTART_LIMIT = 5  # in a row, each within a minute of its start: then give up
+STOP_GRACE_SECONDS = 30
+
+
+def _supervise(host: str, port: int, workers: int) -> None:
+    """Start ``workers`` processes, restart any that dies, stop them all on exit."""
+    context = multiprocessing.get_context("spawn")
+
+    def start() -> BaseProcess:
+        process = context.Process(target=_worker, args=(host, port), name="deskpilot-worker")
+        process.start()
+        return process
+
+    running = [(start(), time.monotonic()) for _ in range(workers)]
+    quick_deaths = 0
+    try:
+        while True:
+            time.sleep(0.5)
+            for index, (process, started) in enumerate(running):
+                if process.is_alive():
+                    continue
+                quick_deaths = quick_deaths + 1 if time.monotonic() - started < 60 else 0
+                if quick_deaths > WORKER_RESTART_LIMIT:
+                    raise CliError(
+                        f"worker processes keep exiting (last exit code {process.exitcode}); "
+                        "see the log above"
+                    )
+                note(f"worker {process.pid} exited ({process.exitcode}); starting another")
+                running[index] = (start(), time.monotonic())
+    finally:
+        for process, _ in running:
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for process, _ in running:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join()
 
 
 @reports_errors

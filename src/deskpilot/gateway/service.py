@@ -18,7 +18,8 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
@@ -161,11 +162,16 @@ class Gateway:
             await asyncio.gather(*list(self._background), return_exceptions=True)
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Run ``work`` as a task the gateway waits for on close."""
+        """Run ``work`` as a task the gateway waits for on close; its failure is logged."""
         task = asyncio.create_task(work)
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._finished)
         return task
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("gateway background work failed", exc_info=error)
 
     # ---- the Python API -------------------------------------------------------------------
 
@@ -191,7 +197,8 @@ class Gateway:
             )
         prepared = await self._prepare_chat(tenant, request)
         rid = request_id or secrets.token_hex(16)
-        async with self._metered(tenant=tenant, request_id=rid, reserve=prepared.reserve) as work:
+        work = self._metered(tenant=tenant, request_id=rid, reserve=prepared.reserve)
+        async with self._holding(work):
             found = await self._first_success(
                 prepared.route,
                 lambda d: call_with_retries(
@@ -280,7 +287,8 @@ class Gateway:
         )
         reserve = self._reserve(tenant, route, counted, 0, embedding=True)
         rid = request_id or secrets.token_hex(16)
-        async with self._metered(tenant=tenant, request_id=rid, reserve=reserve) as work:
+        work = self._metered(tenant=tenant, request_id=rid, reserve=reserve)
+        async with self._holding(work):
             found = await self._first_success(
                 route,
                 lambda d: embed_with_retries(
@@ -300,6 +308,19 @@ class Gateway:
         return self._served(found, route, usage, recorded, work)
 
     # ---- the steps ------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _holding(self, work: MeteredWork) -> AsyncIterator[MeteredWork]:
+        """``work`` reserved for the block. A failure gives the holds back before the refusal
+        goes out; after success (usage recorded, durable) the holds are settled in the
+        background: the answer does not wait for them."""
+        await work.__aenter__()
+        try:
+            yield work
+        except BaseException as exc:
+            await work.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        self.spawn(work.__aexit__(None, None, None))
 
     async def _prepare_chat(self, tenant: TenantContext, request: ChatRequest) -> _Prepared:
         section = gateway_section(tenant)

@@ -4,12 +4,14 @@ submitted, and the one statement that writes a tenant's rows (``statements.BATCH
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
+from sqlalchemy import TextClause
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from deskpilot.core.context import TenantContext
@@ -79,26 +81,73 @@ def group_by_tenant(batch: Sequence[Pending]) -> list[TenantGroup]:
     return [groups[t] for t in sorted(groups)]
 
 
-async def write_group(
-    session: AsyncSession, group: TenantGroup, *, switch: bool
-) -> dict[str, Original]:
+class Runner(Protocol):
+    """Runs the ledger's statements in the batch's transaction: through a session (the
+    savepoint path), or on the driver connection (the hot path, fewer round trips)."""
+
+    async def rows(
+        self, clause: TextClause, params: Mapping[str, Any]
+    ) -> Sequence[Mapping[str, Any]]: ...
+
+
+class SessionRunner:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def rows(
+        self, clause: TextClause, params: Mapping[str, Any]
+    ) -> Sequence[Mapping[str, Any]]:
+        result = await self._session.execute(clause, params)
+        return [dict(r._mapping) for r in result.all()]
+
+
+_DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
+_POSITIONAL: dict[int, tuple[str, tuple[str, ...]]] = {}
+
+
+class DriverRunner:
+    """asyncpg directly: the same SQL with ``$n`` parameters (compiled once per statement)."""
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    async def rows(
+        self, clause: TextClause, params: Mapping[str, Any]
+    ) -> Sequence[Mapping[str, Any]]:
+        compiled = _POSITIONAL.get(id(clause))
+        if compiled is None:
+            statement = clause.compile(dialect=_DIALECT)
+            compiled = _POSITIONAL[id(clause)] = (
+                str(statement),
+                tuple(statement.positiontup or ()),
+            )
+        sql, names = compiled
+        records: Sequence[Mapping[str, Any]] = await self._connection.fetch(
+            sql, *(params[name] for name in names)
+        )
+        return records
+
+
+async def write_group(runner: Runner, group: TenantGroup, *, switch: bool) -> dict[str, Original]:
     tenant_id = group.tenant.tenant_id
     if switch:
-        await session.execute(statements.SET_TENANT, {"tenant_id": tenant_id})
-    rows = (await session.execute(statements.BATCH, group.params())).all()
+        await runner.rows(statements.SET_TENANT, {"tenant_id": tenant_id})
+    rows = await runner.rows(statements.BATCH, group.params())
     originals = {
-        r.event_id: Original(r.original_id, r.occurred_at, r.provider_cost, r.billed_amount)
+        r["event_id"]: Original(
+            r["original_id"], r["occurred_at"], r["provider_cost"], r["billed_amount"]
+        )
         for r in rows
-        if r.original_id is not None
+        if r["original_id"] is not None
     }
-    unseen = [r.event_id for r in rows if r.original_id is None]
+    unseen = [r["event_id"] for r in rows if r["original_id"] is None]
     if unseen:
-        originals.update(await _late_originals(session, group, unseen))
+        originals.update(await _late_originals(runner, group, unseen))
     return originals
 
 
 async def _late_originals(
-    session: AsyncSession, group: TenantGroup, event_ids: list[str]
+    runner: Runner, group: TenantGroup, event_ids: list[str]
 ) -> dict[str, Original]:
     """Repeats whose original another process committed while this statement ran."""
     by_key = {(p.row.request_id, p.row.operation): p.row.event_id for p in group.primaries}
@@ -109,9 +158,9 @@ async def _late_originals(
         "operations": [r.operation for r in wanted],
     }
     found = {}
-    for r in (await session.execute(statements.ORIGINALS, params)).all():
-        original = Original(r.event_id, r.occurred_at, r.provider_cost, r.billed_amount)
-        found[by_key[(r.request_id, r.operation)]] = original
+    for r in await runner.rows(statements.ORIGINALS, params):
+        original = Original(r["event_id"], r["occurred_at"], r["provider_cost"], r["billed_amount"])
+        found[by_key[(r["request_id"], r["operation"])]] = original
     if len(found) != len(wanted):
         raise RuntimeError("idempotency key present without its ledger event")
     return found

@@ -29,8 +29,10 @@ from dataclasses import dataclass
 from deskpilot.core.db import Database
 from deskpilot.core.errors import Unavailable
 from deskpilot.metering.batch import (
+    DriverRunner,
     GroupOutcome,
     Pending,
+    SessionRunner,
     TenantGroup,
     fail,
     group_by_tenant,
@@ -146,15 +148,23 @@ class LedgerWriter:
         self, groups: Sequence[TenantGroup], *, isolate: bool
     ) -> dict[str, GroupOutcome]:
         outcomes: dict[str, GroupOutcome] = {}
+        if not isolate:  # the hot path: BEGIN+binding, one statement per tenant, COMMIT
+            async with self._db.raw_tenant_transaction(tenant=groups[0].tenant) as connection:
+                runner = DriverRunner(connection)
+                for index, group in enumerate(groups):
+                    outcomes[group.tenant.tenant_id] = await write_group(
+                        runner, group, switch=index > 0
+                    )
+            self.stats.batches += 1
+            return outcomes
         async with self._db.tenant_session(tenant=groups[0].tenant) as session:
-            for index, group in enumerate(groups):
+            for group in groups:
                 tenant_id = group.tenant.tenant_id
-                if not isolate:
-                    outcomes[tenant_id] = await write_group(session, group, switch=index > 0)
-                    continue
                 try:
                     async with session.begin_nested():
-                        outcomes[tenant_id] = await write_group(session, group, switch=True)
+                        outcomes[tenant_id] = await write_group(
+                            SessionRunner(session), group, switch=True
+                        )
                 except Exception as exc:
                     log.warning("ledger group failed", extra={"tenant_id": tenant_id})
                     outcomes[tenant_id] = exc

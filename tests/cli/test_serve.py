@@ -187,3 +187,46 @@ def test_serve_no_migrate_refuses_an_unmigrated_database(invoke: Invoke, tmp_pat
     assert "database schema is at none (empty database)" in error
     assert "run 'deskpilot migrate'" in error
     assert postmaster_pid(fresh / "pgdata") is None  # and the embedded server it started is stopped
+
+
+def test_serve_spreads_workers_and_replaces_one_that_dies(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    seen: list[str] = []
+    with serving(home, "--port", str(port), "--workers", "2") as (proc, lines):
+        wait_for_line(proc, lines, "deskpilot serving on", seen, home)
+        assert wait_healthy(proc, base, home).status_code == 200
+
+        def workers() -> list[psutil.Process]:
+            found = []
+            for child in psutil.Process(proc.pid).children():
+                with contextlib.suppress(psutil.Error):  # a dead one, not yet reaped
+                    if "spawn_main" in " ".join(child.cmdline()):
+                        found.append(child)
+            return found
+
+        deadline = time.monotonic() + STARTUP_LIMIT
+        while len(workers()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        first = workers()
+        assert len(first) == 2
+        # each worker listens on its own socket of the port (SO_REUSEPORT)
+        listening = [
+            c for w in first for c in w.net_connections("tcp") if c.status == psutil.CONN_LISTEN
+        ]
+        assert {c.laddr.port for c in listening} == {port}
+        assert len(listening) == 2
+
+        first[0].kill()
+        deadline = time.monotonic() + STARTUP_LIMIT
+        while time.monotonic() < deadline:
+            now = workers()
+            if len(now) == 2 and first[0].pid not in {w.pid for w in now}:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"the dead worker was not replaced\n{log_tail(home)}")
+        assert wait_healthy(proc, base, home).status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=STOP_LIMIT) == 0, log_tail(home)

@@ -60,11 +60,11 @@ def create_app(
     if platform is not None:
         app.state.platform = platform
     install_error_handlers(app)
+    gateway_api.install(app)  # first: the hottest routes match without trying the others
     app.include_router(admin)
     app.include_router(tenant_api)
     app.include_router(admin_usage)
     app.include_router(tenant_usage)
-    gateway_api.install(app)
     app.include_router(admin_deployments)
     app.include_router(tenant_provider_keys)
 

@@ -13,11 +13,13 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from deskpilot.core.context import TenantContext
 from deskpilot.core.errors import FieldError
 from deskpilot.core.http import billing_request_id, speak_openai_errors
-from deskpilot.deps import PlatformDep, Tenant
+from deskpilot.deps import PlatformDep, Tenant, current_tenant, get_platform
 from deskpilot.gateway.requests import InvalidRequest
 from deskpilot.gateway.streaming import GatewayStream
+from deskpilot.platform import Platform
 
 CHAT_PATH = "/v1/chat/completions"
 EMBEDDINGS_PATH = "/v1/embeddings"
@@ -76,6 +78,13 @@ class SSEResponse(StreamingResponse):
             self._stream.abandon()
 
 
+async def _caller(request: Request) -> tuple[Platform, TenantContext]:
+    """The platform and the caller's tenant, resolved in the endpoint rather than through
+    FastAPI's dependency injection, which costs more than the rest of routing on this path."""
+    platform = get_platform(request)
+    return platform, await current_tenant(request, platform)
+
+
 async def _json_body(request: Request) -> Any:
     raw = await request.body()
     try:
@@ -106,10 +115,11 @@ def _json(document: Any, headers: dict[str, str]) -> Response:
         },
     ),
 )
-async def chat_completions(request: Request, platform: PlatformDep, tenant: Tenant) -> Response:
+async def chat_completions(request: Request) -> Response:
     """The provider's ``chat.completion`` (or ``chat.completion.chunk`` events), passed
     through. Tools, JSON mode, structured outputs, ``n`` and sampling parameters go upstream as
     sent."""
+    platform, tenant = await _caller(request)
     body = await _json_body(request)
     rid = billing_request_id(request)
     if isinstance(body, dict) and body.get("stream") is True:
@@ -131,7 +141,8 @@ async def chat_completions(request: Request, platform: PlatformDep, tenant: Tena
         },
     ),
 )
-async def embeddings(request: Request, platform: PlatformDep, tenant: Tenant) -> Response:
+async def embeddings(request: Request) -> Response:
+    platform, tenant = await _caller(request)
     body = await _json_body(request)
     served = await platform.gateway.embeddings(
         tenant=tenant, body=body, request_id=billing_request_id(request)

@@ -7,10 +7,11 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import aiohttp
 import pytest
 
 from deskpilot.gateway import Deployment, ErrorKind, ProviderError, StreamChunk, StreamEnd
+from deskpilot.gateway.providers.classify import transport_error
 from deskpilot.gateway.providers.openai_stream import relay
 from deskpilot.gateway.providers.sse import ServerSentEvent
 from deskpilot.gateway.schemas import StreamItem
@@ -80,7 +81,10 @@ async def test_an_end_without_finish_or_done_is_a_cut() -> None:
 
 
 async def test_a_transport_failure_after_chunks_ends_the_stream_with_it() -> None:
-    cut = httpx.RemoteProtocolError("peer closed connection without sending complete body")
+    # what ProviderHttp's events raise when the connection drops mid-body
+    cut = transport_error(
+        aiohttp.ClientPayloadError("Response payload is not completed"), DEPLOYMENT
+    )
     items = await run(chunk("Hi"), chunk(" there"), cut)
     assert [i.data["choices"][0]["delta"] for i in items[:2] if isinstance(i, StreamChunk)] == [
         {"content": "Hi"},
@@ -89,7 +93,7 @@ async def test_a_transport_failure_after_chunks_ends_the_stream_with_it() -> Non
     end = end_of(items)
     assert end.error is not None
     assert end.error.kind is ErrorKind.CONNECTION
-    assert "RemoteProtocolError" in end.error.message
+    assert "ClientPayloadError" in end.error.message
 
 
 async def test_an_error_event_mid_stream_is_reported_at_the_end() -> None:
@@ -119,10 +123,10 @@ async def test_failures_before_the_first_chunk_raise(first: str, kind: str) -> N
 
 async def test_a_timeout_before_the_first_chunk_raises() -> None:
     with pytest.raises(ProviderError) as raised:
-        await run(httpx.ReadTimeout("timed out"))
+        await run(transport_error(aiohttp.SocketTimeoutError("timed out"), DEPLOYMENT))
     assert raised.value.kind is ErrorKind.TIMEOUT
 
 
 async def test_a_usage_only_chunk_is_not_a_delivered_chunk() -> None:
     with pytest.raises(ProviderError):  # nothing went out yet, so the failure still raises
-        await run(USAGE_ONLY, httpx.ReadError("reset"))
+        await run(USAGE_ONLY, transport_error(aiohttp.ClientOSError(104, "reset"), DEPLOYMENT))

@@ -5,26 +5,23 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 
-from deskpilot.gateway.providers.sse import ServerSentEvent, SSEDecoder, aiter_events
+from deskpilot.gateway.providers.sse import ServerSentEvent, SSEDecoder, aiter_events, aiter_lines
 
 
-class Pieces(httpx.AsyncByteStream):
+async def reads(*pieces: bytes) -> AsyncIterator[bytes]:
     """A response body delivered in exactly these reads."""
+    for piece in pieces:
+        yield piece
 
-    def __init__(self, *pieces: bytes) -> None:
-        self._pieces = pieces
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for piece in self._pieces:
-            yield piece
+async def lines_of(*pieces: bytes) -> list[str]:
+    return [line async for line in aiter_lines(reads(*pieces))]
 
 
 async def events_of(*pieces: bytes) -> list[ServerSentEvent]:
-    response = httpx.Response(200, stream=Pieces(*pieces))
-    return [event async for event in aiter_events(response.aiter_lines())]
+    return [event async for event in aiter_events(aiter_lines(reads(*pieces)))]
 
 
 def decode_all(lines: list[str]) -> list[ServerSentEvent]:
@@ -94,3 +91,26 @@ async def test_a_bom_comments_and_a_last_event_without_blank_line() -> None:
         "\ufeff: hello\n".encode(), b"data: first\n\n", b": ping\n\n", b"data: last"
     )
     assert [e.data for e in events] == ["first", "last"]
+
+
+@pytest.mark.parametrize(
+    ("pieces", "lines"),
+    [
+        ((b"a\nb\r\nc\rd",), ["a", "b", "c", "d"]),
+        ((b"a\r", b"\nb\n"), ["a", "b"]),  # CRLF split: one ending, not an empty line
+        ((b"a\r", b"\r\n", b"b"), ["a", "", "b"]),
+        ((b"\n\n",), ["", ""]),
+        ((b"", b"ab", b"", b"c\n", b""), ["abc"]),
+        ((b"trailing\r",), ["trailing"]),
+    ],
+)
+async def test_line_endings_and_empty_reads(pieces: tuple[bytes, ...], lines: list[str]) -> None:
+    assert await lines_of(*pieces) == lines
+
+
+async def test_only_cr_and_lf_end_lines_and_invalid_utf8_is_replaced() -> None:
+    # str.splitlines would also cut at U+2028, which JSON leaves unescaped inside strings
+    assert await lines_of('data: {"t":"a\u2028b\x0cc"}\n'.encode(), b"\xff\n") == [
+        'data: {"t":"a\u2028b\x0cc"}',
+        "\ufffd",
+    ]

@@ -14,8 +14,6 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import httpx
-
 from deskpilot.gateway.errors import ErrorKind, ProviderError
 from deskpilot.gateway.providers.anthropic_messages import UnsupportedRequestError
 from deskpilot.gateway.providers.anthropic_reply import completion
@@ -24,14 +22,20 @@ from deskpilot.gateway.providers.anthropic_wire import (
     ANTHROPIC_VERSION,
     messages_payload,
 )
-from deskpilot.gateway.providers.http import JSON_TYPE, SSE_TYPE, PoolLimits, ProviderHttp
+from deskpilot.gateway.providers.http import (
+    JSON_TYPE,
+    SSE_TYPE,
+    PoolLimits,
+    ProviderHttp,
+    ProviderRequest,
+)
 from deskpilot.gateway.schemas import NO_USAGE, ChatResult, Deployment, EmbedResult, StreamItem
 
 MESSAGES_PATH = "/v1/messages"
 
 
 class AnthropicProvider:
-    """One pooled ``httpx.AsyncClient`` for every Anthropic deployment, as the OpenAI
+    """One pooled HTTP session (``ProviderHttp``) for every Anthropic deployment, as the OpenAI
     provider has (see ``PoolLimits``)."""
 
     def __init__(self, *, limits: PoolLimits | None = None) -> None:
@@ -75,7 +79,7 @@ class AnthropicProvider:
 
     def _request(
         self, deployment: Deployment, payload: dict[str, Any], *, accept: str
-    ) -> httpx.Request:
+    ) -> ProviderRequest:
         headers = {"anthropic-version": ANTHROPIC_VERSION}
         headers.update((name.lower(), value) for name, value in deployment.extra_headers.items())
         headers["accept"] = accept

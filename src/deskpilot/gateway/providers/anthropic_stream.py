@@ -21,11 +21,9 @@ from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from deskpilot.gateway.errors import ErrorKind, ProviderError
 from deskpilot.gateway.providers.anthropic_reply import finish_reason, openai_usage, usage_of
-from deskpilot.gateway.providers.classify import stream_event_json, transport_error
+from deskpilot.gateway.providers.classify import stream_event_json
 from deskpilot.gateway.providers.sse import ServerSentEvent
 from deskpilot.gateway.schemas import Deployment, StreamChunk, StreamEnd, StreamItem, Usage
 
@@ -140,8 +138,6 @@ async def translate(
                 break
     except ProviderError as exc:
         error = exc
-    except httpx.HTTPError as exc:
-        error = transport_error(exc, deployment)
     if error is None and not state.done and state.finish_reason is None:
         error = ProviderError(
             ErrorKind.CONNECTION,

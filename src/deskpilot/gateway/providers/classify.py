@@ -2,8 +2,9 @@
 
 Statuses: 401/403 auth; 429 rate limited (``Retry-After`` honoured); 408/504 timeout; other
 5xx (and unexpected 1xx/3xx) server error; other 4xx client error, carrying the provider's own
-message so the caller learns what was wrong with its request. Transport: httpx timeouts are
-timeouts; refused, reset and half-sent responses are connection errors.
+message so the caller learns what was wrong with its request. Transport (aiohttp): timeouts
+are timeouts; refused, reset and half-sent responses are connection errors; a body that cannot
+be decompressed is a server error.
 """
 
 from __future__ import annotations
@@ -14,12 +15,16 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import httpx
+import aiohttp
+from aiohttp.http_exceptions import ContentEncodingError
 
 from deskpilot.gateway.errors import ErrorKind, ProviderError, scrub, truncate
 from deskpilot.gateway.providers.sse import ServerSentEvent
 from deskpilot.gateway.schemas import Deployment
 
+# What reading an upstream response may raise: aiohttp's errors, and the read timeout (aiohttp's
+# own timeout errors are ``TimeoutError`` subclasses).
+TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError)
 MAX_ERROR_BODY_BYTES = 16 * 1024
 PROVIDER_MESSAGE_CHARS = 300
 
@@ -106,28 +111,30 @@ def status_error(
     )
 
 
-async def read_status_error(response: httpx.Response, deployment: Deployment) -> ProviderError:
+async def read_status_error(
+    response: aiohttp.ClientResponse, deployment: Deployment
+) -> ProviderError:
     """The error of a non-2xx response, reading at most ``MAX_ERROR_BODY_BYTES`` of its body."""
     raw = bytearray()
     try:
-        async for piece in response.aiter_bytes():
+        async for piece in response.content.iter_any():
             raw += piece
             if len(raw) >= MAX_ERROR_BODY_BYTES:
                 break
-    except httpx.HTTPError:
+    except TRANSPORT_ERRORS:
         pass  # the status is what matters; the body was a courtesy
-    return status_error(response.status_code, response.headers, bytes(raw), deployment)
+    return status_error(response.status, response.headers, bytes(raw), deployment)
 
 
-def transport_error(exc: httpx.HTTPError, deployment: Deployment) -> ProviderError:
-    """httpx's own messages name the failure, never the request's headers or body."""
-    if isinstance(exc, httpx.PoolTimeout):
-        kind, what = ErrorKind.TIMEOUT, "no free connection to the provider in time"
-    elif isinstance(exc, httpx.ConnectTimeout):
-        kind, what = ErrorKind.TIMEOUT, "connecting to the provider timed out"
-    elif isinstance(exc, httpx.TimeoutException):
+def transport_error(exc: BaseException, deployment: Deployment) -> ProviderError:
+    """aiohttp's own messages name the failure and the host, never the request's headers or
+    body. A pool wait and a connect share the deployment's connect timeout, and aiohttp
+    reports both alike."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        kind, what = ErrorKind.TIMEOUT, "no connection to the provider in time"
+    elif isinstance(exc, TimeoutError):
         kind, what = ErrorKind.TIMEOUT, "the provider did not answer in time"
-    elif isinstance(exc, httpx.DecodingError):
+    elif _is_decoding_error(exc):
         kind, what = ErrorKind.SERVER_ERROR, "the provider's response could not be decoded"
     else:
         kind, what = ErrorKind.CONNECTION, "the connection to the provider failed"
@@ -136,6 +143,14 @@ def transport_error(exc: httpx.HTTPError, deployment: Deployment) -> ProviderErr
     error = ProviderError(kind, message, deployment=deployment.name)
     error.__cause__ = exc
     return error
+
+
+def _is_decoding_error(exc: BaseException) -> bool:
+    """A compressed body that does not decompress: aiohttp raises a payload error caused by
+    its ``ContentEncodingError``."""
+    return isinstance(exc, aiohttp.ClientPayloadError) and isinstance(
+        exc.__cause__, ContentEncodingError
+    )
 
 
 def stream_error(payload: Any, deployment: Deployment) -> ProviderError:

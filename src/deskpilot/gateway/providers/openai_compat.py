@@ -1,7 +1,8 @@
 """Any OpenAI-compatible endpoint (OpenAI, Azure's /openai/v1, vLLM, Ollama, LM Studio, ...).
 
-One pooled ``httpx.AsyncClient`` per provider instance serves every deployment (httpx keeps a
-keep-alive pool per origin), HTTP/1.1. Timeouts come from each deployment, per request.
+One pooled HTTP session per provider instance (``ProviderHttp``, aiohttp) serves every
+deployment, with a keep-alive pool per origin, HTTP/1.1. Timeouts come from each deployment,
+per request.
 Bodies pass through untouched but for ``model`` (the deployment's) and, when streaming,
 ``stream``/``stream_options``.
 """
@@ -12,9 +13,13 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import httpx
-
-from deskpilot.gateway.providers.http import JSON_TYPE, SSE_TYPE, PoolLimits, ProviderHttp
+from deskpilot.gateway.providers.http import (
+    JSON_TYPE,
+    SSE_TYPE,
+    PoolLimits,
+    ProviderHttp,
+    ProviderRequest,
+)
 from deskpilot.gateway.providers.openai_stream import relay
 from deskpilot.gateway.providers.openai_wire import (
     chat_payload,
@@ -71,7 +76,7 @@ class OpenAICompatProvider:
 
     def _request(
         self, deployment: Deployment, path: str, payload: dict[str, Any], *, accept: str
-    ) -> httpx.Request:
+    ) -> ProviderRequest:
         headers = {**deployment.extra_headers, "accept": accept}
         key = deployment.secret()
         if key is not None:

@@ -11,10 +11,8 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from deskpilot.gateway.errors import ErrorKind, ProviderError
-from deskpilot.gateway.providers.classify import stream_event_json, transport_error
+from deskpilot.gateway.providers.classify import stream_event_json
 from deskpilot.gateway.providers.openai_wire import finish_reason_of, is_usage_only, parse_usage
 from deskpilot.gateway.providers.sse import ServerSentEvent
 from deskpilot.gateway.schemas import Deployment, StreamChunk, StreamEnd, StreamItem, Usage
@@ -75,6 +73,4 @@ async def relay(
             yield StreamChunk(chunk)
     except ProviderError as exc:
         error = exc
-    except httpx.HTTPError as exc:
-        error = transport_error(exc, deployment)
     yield progress.end(error, deployment)

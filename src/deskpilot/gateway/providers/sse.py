@@ -1,8 +1,9 @@
 """Server-sent events, decoded incrementally from lines (WHATWG HTML, "event stream").
 
-Lines come from ``httpx.Response.aiter_lines``, which already joins lines split across network
-reads and accepts LF, CRLF and CR endings. Here: fields, comments, multi-line data, and the
-blank line that dispatches an event.
+``aiter_lines`` cuts the body into lines as it arrives: lines split across network reads are
+joined, LF, CRLF and CR all end a line (and nothing else does: a U+2028 inside JSON data is
+data). ``SSEDecoder`` then reads fields, comments, multi-line data, and the blank line that
+dispatches an event.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
 _BOM = "\ufeff"
+_CR, _LF = ord("\r"), ord("\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,27 @@ class SSEDecoder:
         if not data:
             return None
         return ServerSentEvent(data="\n".join(data), event=event or "message")
+
+
+async def aiter_lines(chunks: AsyncIterable[bytes]) -> AsyncIterator[str]:
+    """Lines without their endings, decoded as UTF-8 (invalid bytes replaced). Lines are cut
+    on bytes: no UTF-8 sequence contains CR or LF, so a character split across reads is whole
+    again by the time its line is decoded."""
+    pending = b""
+    after_cr = False  # the last read ended in CR: an LF starting the next one completes it
+    async for chunk in chunks:
+        if after_cr and chunk[:1] == b"\n":
+            chunk = chunk[1:]
+        if not chunk:
+            continue
+        data = pending + chunk if pending else chunk
+        lines = data.splitlines()  # bytes: LF, CRLF and CR only
+        after_cr = data[-1] == _CR
+        pending = b"" if after_cr or data[-1] == _LF else lines.pop()
+        for line in lines:
+            yield line.decode("utf-8", "replace")
+    if pending:
+        yield pending.decode("utf-8", "replace")
 
 
 async def aiter_events(lines: AsyncIterable[str]) -> AsyncIterator[ServerSentEvent]:

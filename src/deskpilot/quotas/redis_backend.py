@@ -20,6 +20,7 @@ that a Redis restart does not reset a day's count.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -56,12 +57,17 @@ def _ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
 
+@functools.lru_cache(maxsize=1024)
+def _stamp(window_start: datetime) -> str:
+    return window_start.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
 def quota_keys(
     dimension: Dimension, window_start: datetime, *, tenant: TenantContext
 ) -> tuple[str, ...]:
     """used, holds, amounts, held of one dimension x window (see ``lua``)."""
-    stamp = window_start.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return tuple(tenant_key("quota", dimension.value, stamp, s, tenant=tenant) for s in SUFFIXES)
+    base = tenant_key("quota", dimension.value, _stamp(window_start), tenant=tenant)
+    return tuple(f"{base}:{suffix}" for suffix in SUFFIXES)
 
 
 def _lua_mode(ask: Ask) -> str:

@@ -49,7 +49,7 @@ from deskpilot.gateway.resilience import (
 )
 from deskpilot.gateway.routing import Catalogue, Route, Router, gateway_section
 from deskpilot.gateway.schemas import Deployment, ProviderResult, Usage
-from deskpilot.gateway.streaming import GatewayStream, StreamMeter
+from deskpilot.gateway.streaming import GatewayStream, StreamMeter, completion_text
 from deskpilot.metered import MeteredWork
 from deskpilot.metering import (
     Outcome,
@@ -465,30 +465,3 @@ def _counted_chat(body: Mapping[str, Any], prompt_tokens: int, deployment: Deplo
     text = completion_text(body.get("choices"))
     completion = tokens.count_text(text, provider=deployment.provider, model=deployment.model)
     return Usage(prompt_tokens=prompt_tokens, completion_tokens=completion, from_provider=False)
-
-
-def completion_text(choices: Any) -> str:
-    """The generated text of ``choices`` (messages or stream deltas): content, refusals and
-    tool-call names and arguments, concatenated."""
-    parts: list[str] = []
-    if not isinstance(choices, list):
-        return ""
-    for choice in choices:
-        if not isinstance(choice, Mapping):
-            continue
-        message = choice.get("message") or choice.get("delta")
-        if not isinstance(message, Mapping):
-            continue
-        for key in ("content", "refusal", "reasoning_content"):
-            value = message.get(key)
-            if isinstance(value, str):
-                parts.append(value)
-        calls = message.get("tool_calls")
-        if isinstance(calls, list):
-            for call in calls:
-                function = call.get("function") if isinstance(call, Mapping) else None
-                if isinstance(function, Mapping):
-                    for key in ("name", "arguments"):
-                        if isinstance(function.get(key), str):
-                            parts.append(function[key])
-    return "".join(parts)

@@ -135,8 +135,6 @@ class GatewayStream:
         yield sse(error_event(end.error)) if end and end.error else DONE
 
     def _observe(self, chunk: Mapping[str, Any]) -> None:
-        from deskpilot.gateway.service import completion_text
-
         text = completion_text(chunk.get("choices"))
         if text:
             self._generated.append(text)
@@ -159,3 +157,30 @@ class GatewayStream:
             log.exception("recording a stream's usage failed")
         finally:
             await self._meter.finish()
+
+
+def completion_text(choices: Any) -> str:
+    """The generated text of ``choices`` (messages or stream deltas): content, refusals and
+    tool-call names and arguments, concatenated."""
+    parts: list[str] = []
+    if not isinstance(choices, list):
+        return ""
+    for choice in choices:
+        if not isinstance(choice, Mapping):
+            continue
+        message = choice.get("message") or choice.get("delta")
+        if not isinstance(message, Mapping):
+            continue
+        for key in ("content", "refusal", "reasoning_content"):
+            value = message.get(key)
+            if isinstance(value, str):
+                parts.append(value)
+        calls = message.get("tool_calls")
+        if isinstance(calls, list):
+            for call in calls:
+                function = call.get("function") if isinstance(call, Mapping) else None
+                if isinstance(function, Mapping):
+                    for key in ("name", "arguments"):
+                        if isinstance(function.get(key), str):
+                            parts.append(function[key])
+    return "".join(parts)

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from deskpilot.app import create_app
 from deskpilot.core.context import OperatorContext
 from deskpilot.platform import Platform
 from tests.conftest import TenantFixture
@@ -227,4 +228,20 @@ async def test_a_key_without_the_llm_scope_is_refused(
     unauthenticated = await client.post(PATH, json={"messages": MESSAGES})
     assert unauthenticated.status_code == 401
     assert unauthenticated.json()["error"]["type"] == "authentication_error"
+    assert gw.requests_to() == []
+
+
+async def test_a_body_over_the_limit_is_a_413_in_openai_shape(
+    platform: Platform, gw: Harness, tenant_a: TenantFixture
+) -> None:
+    settings = platform.resources.settings.model_copy(update={"max_body_bytes": 2048})
+    app = create_app(settings=settings, platform=platform)
+    transport = httpx.ASGITransport(app=app)
+    big = {"messages": [{"role": "user", "content": "x" * 5000}]}
+    async with httpx.AsyncClient(transport=transport, base_url="http://deskpilot.test") as small:
+        response = await small.post(PATH, json=big, headers=tenant_a.headers)
+    assert response.status_code == 413
+    error = response.json()["error"]
+    assert error["code"] == "payload_too_large"
+    assert error["type"] == "invalid_request_error"
     assert gw.requests_to() == []

@@ -215,13 +215,13 @@ class BodySizeLimitMiddleware:
     ) -> None:
         error = error or PayloadTooLarge(f"request body exceeds {self.max_bytes} bytes")
         rid = str(scope.get("state", {}).get("request_id", ""))
-        response = problem(
-            error.status,
-            error.type,
-            error.title,
-            error.detail,
-            rid,
-            headers={"connection": "close"},
+        app = scope.get("app")
+        openai_paths = getattr(getattr(app, "state", None), OPENAI_ERROR_PATHS, ())
+        headers = {"connection": "close"}
+        response = (
+            openai_error(error.status, error.type, error.detail, rid, headers=headers)
+            if scope.get("path") in openai_paths
+            else problem(error.status, error.type, error.title, error.detail, rid, headers=headers)
         )
         await response(scope, receive, send)
 

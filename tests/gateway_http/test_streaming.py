@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 
 from deskpilot.platform import Platform
 from tests.conftest import TenantFixture
@@ -192,4 +193,29 @@ async def test_an_anthropic_deployment_answers_in_openai_shape_streamed_and_not(
     assert all(e["object"] == "chat.completion.chunk" for e in events[:-1])
     recorded = await events_of(platform, tenant_a)
     assert [e.provider for e in recorded] == ["anthropic", "anthropic"]
+    assert all(e.input_tokens > 0 and e.output_tokens > 0 for e in recorded)
+
+
+async def test_a_litellm_deployment_serves_through_the_routes_and_is_metered(
+    server: str, platform: Platform, gw: Harness, tenant_a: TenantFixture
+) -> None:
+    from deskpilot.gateway.providers.litellm_adapter import litellm_installed
+    from tests.gateway.test_litellm import litellm_deployment
+
+    if not litellm_installed():
+        pytest.skip("LiteLLM is not installed")
+    gw.deploy({"tail": [litellm_deployment(gw.up)]}, default_alias="tail")
+    async with httpx.AsyncClient(base_url=server, timeout=30) as http:
+        plain = await http.post(PATH, json={"messages": MESSAGES}, headers=tenant_a.headers)
+        streamed = await http.post(
+            PATH, json={"messages": MESSAGES, "stream": True}, headers=tenant_a.headers
+        )
+    assert plain.status_code == 200, plain.text
+    assert plain.headers["x-deskpilot-deployment"] == "tail"
+    assert plain.json()["choices"][0]["message"]["content"]
+    assert data_events(streamed.text)[-1] == "[DONE]"
+    recorded = await events_of(platform, tenant_a)
+    assert [(e.provider, e.provider_model) for e in recorded] == [
+        ("litellm", "openai/gpt-4o-mini")
+    ] * 2
     assert all(e.input_tokens > 0 and e.output_tokens > 0 for e in recorded)

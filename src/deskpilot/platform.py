@@ -43,6 +43,7 @@ from deskpilot.gateway import (
     GatewayStore,
     ProviderKeysHandle,
     ProviderRegistry,
+    RedisDeploymentLimits,
     RetryPolicy,
     catalogue_of,
     load_gateway_config_file,
@@ -118,6 +119,7 @@ class Platform:
             providers=ProviderRegistry(BUILTIN_PROVIDERS),
             policy=RetryPolicy() if retries is None else RetryPolicy(max_retries=retries),
             own_keys=lambda tenant: self.gateway_store.own_keys(tenant=tenant),
+            limits=None if resources.redis is None else RedisDeploymentLimits(resources.redis),
         )
         self._own_gateway = self.gateway  # what reloads update, even if a test swaps .gateway
         self.gateway_store.use_file_deployments(lambda: self._gateway_config)

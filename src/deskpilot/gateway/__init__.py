@@ -28,6 +28,7 @@ from deskpilot.gateway.fallback import (
     Tried,
     first_success,
 )
+from deskpilot.gateway.limits import DeploymentLimits, RedisDeploymentLimits
 from deskpilot.gateway.providers import (
     BUILTIN_PROVIDERS,
     AnthropicProvider,
@@ -111,6 +112,7 @@ __all__ = [
     "CircuitOpenError",
     "Deployment",
     "DeploymentCreate",
+    "DeploymentLimits",
     "DeploymentPrice",
     "DeploymentUpdate",
     "DeploymentView",
@@ -137,6 +139,7 @@ __all__ = [
     "ProviderKeysHandle",
     "ProviderRegistry",
     "ProviderResult",
+    "RedisDeploymentLimits",
     "RetryPolicy",
     "Route",
     "Router",

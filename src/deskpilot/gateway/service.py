@@ -38,7 +38,7 @@ from deskpilot.gateway.fallback import (
     Tried,
     first_success,
 )
-from deskpilot.gateway.limits import DeploymentLimits
+from deskpilot.gateway.limits import DeploymentLimits, Limits
 from deskpilot.gateway.providers.base import ProviderRegistry
 from deskpilot.gateway.requests import ChatRequest, EmbeddingsRequest, InvalidRequest
 from deskpilot.gateway.resilience import (
@@ -123,13 +123,14 @@ class Gateway:
         policy: RetryPolicy | None = None,
         breakers: CircuitBreakers | None = None,
         own_keys: OwnKeys = no_own_keys,
+        limits: Limits | None = None,
     ) -> None:
         self.router = Router(catalogue)
         self.prices = prices
         self.providers = providers
         self.policy = policy or RetryPolicy()
         self.breakers = breakers or CircuitBreakers()
-        self.limits = DeploymentLimits()
+        self.limits: Limits = limits or DeploymentLimits()
         self._metered = metered
         self._own_keys = own_keys
         self._background: set[asyncio.Task[None]] = set()
@@ -383,7 +384,7 @@ class Gateway:
         self, route: Route, attempt: Callable[[Deployment], Awaitable[Any]]
     ) -> FallbackSuccess[Any]:
         async def admitted(deployment: Deployment) -> Any:
-            self.limits.admit(deployment)  # over its own rpm/tpm: skipped, not called
+            await self.limits.admit(deployment)  # over its own rpm/tpm: skipped, not called
             return await attempt(deployment)
 
         try:
@@ -407,7 +408,8 @@ class Gateway:
         *,
         outcome: str = "ok",
     ) -> UsageEvent:
-        self.limits.spent(deployment, usage.total_tokens)
+        if deployment.tpm is not None:  # the deployment's own token budget of this minute
+            self.spawn(self.limits.spent(deployment, usage.total_tokens))
         input_tokens, cached = split_cached(usage.prompt_tokens, usage.cached_tokens)
         return UsageEvent(
             component=COMPONENT,

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 import psutil
@@ -211,12 +211,19 @@ def test_serve_spreads_workers_and_replaces_one_that_dies(tmp_path: Path) -> Non
             time.sleep(0.2)
         first = workers()
         assert len(first) == 2
-        # each worker listens on its own socket of the port (SO_REUSEPORT)
-        listening = [
-            c for w in first for c in w.net_connections("tcp") if c.status == psutil.CONN_LISTEN
-        ]
-        assert {c.laddr.port for c in listening} == {port}
-        assert len(listening) == 2
+
+        def listening() -> list[Any]:
+            return [
+                c for w in first for c in w.net_connections("tcp") if c.status == psutil.CONN_LISTEN
+            ]
+
+        # each worker listens on its own socket of the port (SO_REUSEPORT), once it has started
+        deadline = time.monotonic() + STARTUP_LIMIT
+        while len(listening()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        sockets = listening()
+        assert {c.laddr.port for c in sockets} == {port}
+        assert len(sockets) == 2
 
         first[0].kill()
         deadline = time.monotonic() + STARTUP_LIMIT

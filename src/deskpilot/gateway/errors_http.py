@@ -45,9 +45,3 @@ class UpstreamRefused(DeskpilotError):
 
     def extra(self) -> dict[str, Any]:
         return {"deployment": self.deployment}
-
-
-def tried_text(tried: Sequence[Tried]) -> str:
-    return ", ".join(
-        f"{t.deployment} ({'circuit open' if t.circuit_open else t.kind.value})" for t in tried
-    )

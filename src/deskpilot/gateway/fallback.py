@@ -40,16 +40,20 @@ class FallbackSuccess(Generic[T]):
     tried: tuple[Tried, ...]  # the deployments before it that failed or were skipped
 
 
+def describe(tried: Sequence[Tried]) -> str:
+    """``primary (rate_limited), eu-2 (circuit open)``: a chain as the gateway reports it."""
+    return ", ".join(
+        f"{t.deployment} ({'circuit open' if t.circuit_open else t.kind.value})" for t in tried
+    )
+
+
 class AllDeploymentsFailedError(Exception):
     """Every deployment of the chain failed; ``tried`` is the chain the gateway reports."""
 
     def __init__(self, tried: Sequence[Tried], last: ProviderError | None) -> None:
         self.tried = tuple(tried)
         self.last = last
-        chain = ", ".join(
-            f"{t.deployment} ({'circuit open' if t.circuit_open else t.kind.value})" for t in tried
-        )
-        super().__init__(f"every deployment failed: {chain}")
+        super().__init__(f"every deployment failed: {describe(tried)}")
 
 
 async def first_success(

@@ -131,9 +131,6 @@ class Catalogue:
     fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     default_alias: str | None = None
 
-    def aliases(self) -> tuple[str, ...]:
-        return tuple(sorted(self.deployments))
-
     def families(self) -> frozenset[str]:
         return frozenset(d.family for ds in self.deployments.values() for d in ds)
 

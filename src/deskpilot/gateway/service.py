@@ -31,11 +31,12 @@ from deskpilot.core.errors import FieldError
 from deskpilot.gateway import tokens
 from deskpilot.gateway.breaker import CircuitBreakers
 from deskpilot.gateway.errors import ProviderError
-from deskpilot.gateway.errors_http import UpstreamFailed, UpstreamRefused, tried_text
+from deskpilot.gateway.errors_http import UpstreamFailed, UpstreamRefused
 from deskpilot.gateway.fallback import (
     AllDeploymentsFailedError,
     FallbackSuccess,
     Tried,
+    describe,
     first_success,
 )
 from deskpilot.gateway.limits import DeploymentLimits, Limits
@@ -391,7 +392,7 @@ class Gateway:
             return await first_success(route.chain, admitted, breakers=self.breakers)
         except AllDeploymentsFailedError as exc:
             raise UpstreamFailed(
-                f"every deployment for {route.requested!r} failed: {tried_text(exc.tried)}",
+                f"every deployment for {route.requested!r} failed: {describe(exc.tried)}",
                 exc.tried,
             ) from None
         except ProviderError as exc:
@@ -437,7 +438,7 @@ class Gateway:
             **work.warning_headers(),
         }
         if found.tried:
-            headers[FALLBACK_HEADER] = tried_text(found.tried)
+            headers[FALLBACK_HEADER] = describe(found.tried)
         return headers
 
     def _served(

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from deskpilot import __version__
 from deskpilot.core.http import (
     BodySizeLimitMiddleware,
+    DirectRoutes,
     RequestContextMiddleware,
     install_error_handlers,
 )
@@ -87,7 +88,8 @@ def create_app(
             status_code=200 if ok else 503,
         )
 
-    # Outermost first: the request id exists before the body limit can refuse a request.
+    # Innermost first: the body limit and then the request id wrap the direct routes too.
+    app.add_middleware(DirectRoutes, routes=gateway_api.DIRECT_ROUTES)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     return app

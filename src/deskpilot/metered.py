@@ -5,7 +5,7 @@ release the reservation if the work fails before anything billable happened.
                                 reserve={Dimension.REQUESTS_PER_MINUTE: 1,
                                          Dimension.TOKENS_PER_MINUTE: estimate}) as work:
         result = await call_provider(...)
-        await work.record(UsageEvent(...))   # returns once the event is durable
+        await work.record(UsageEvent(...), final=True)   # returns once the event is durable
     return result
 
 Every component that spends money goes through this (or the same three calls), so a refusal
@@ -40,6 +40,7 @@ class MeteredWork:
         self._request_id, self._asks, self._lease = request_id, dict(reserve), lease_seconds
         self.reservation: Reservation | None = None
         self.recorded: list[RecordedUsage] = []
+        self.settled = False  # by the final record's commit
 
     @property
     def warnings(self) -> tuple[QuotaWarning, ...]:
@@ -64,16 +65,25 @@ class MeteredWork:
         )
         return self
 
-    async def record(self, event: UsageEvent) -> RecordedUsage:
-        """Record one billable operation of this work (durable when this returns)."""
+    async def record(self, event: UsageEvent, *, final: bool = False) -> RecordedUsage:
+        """Record one billable operation of this work (durable when this returns).
+
+        ``final``: the work's last event. The reservation is settled with the commit (in
+        Redis, in the same step that moves the usage mirrors) instead of by ``__aexit__``,
+        which then has nothing left to do: no extra round trip after the answer."""
         if event.request_id != self._request_id:
             raise ValueError("the event's request_id must be the metered work's request id")
+        if self.settled:
+            raise RuntimeError("the work's final event is already recorded")
+        reservation = self.reservation
         recorded = await self._meter.record(
             event,
             tenant=self._tenant,
-            reservation_id=self.reservation.reservation_id if self.reservation else None,
+            reservation_id=reservation.reservation_id if reservation else None,
+            settles=reservation if final else None,
         )
         self.recorded.append(recorded)
+        self.settled = final
         return recorded
 
     async def __aexit__(
@@ -82,7 +92,7 @@ class MeteredWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self.reservation is None:
+        if self.reservation is None or self.settled:
             return
         # Usage that was recorded is durable in the ledger and its quota counters: the holds
         # can go. Work that failed before recording anything gives its holds back.

@@ -228,10 +228,10 @@ async def test_on_durable_hooks_see_what_the_commit_added(
 ) -> None:
     seen: list[tuple[str, list[CounterDelta]]] = []
 
-    async def mirror(tenant_id: str, deltas: Any) -> None:
+    async def mirror(tenant_id: str, deltas: Any, settled: Any) -> None:
         seen.append((tenant_id, list(deltas)))
 
-    async def broken(tenant_id: str, deltas: Any) -> None:
+    async def broken(tenant_id: str, deltas: Any, settled: Any) -> None:
         raise RuntimeError("redis is down")
 
     meter.on_durable(broken)  # logged, never raised: the usage is already durable

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy.exc import DBAPIError
 
 from deskpilot.core.context import OperatorContext, TenantContext
-from deskpilot.metering import Meter, Outcome, PriceTable, UsageEvent
+from deskpilot.metering import Meter, Outcome, PriceTable, UsageEvent, statements
 from deskpilot.platform import Platform
 from deskpilot.quotas import period_bounds
 from deskpilot.tenancy.schemas import TenantCreate
@@ -130,6 +130,77 @@ async def test_a_batch_that_cannot_commit_fails_all_its_callers_and_the_writer_g
         g=gone.tenant_id,
     )
     assert leftovers == [(0,)]
+
+
+# ---- the hot path: one call per batch on a kept connection ---------------------------------
+
+
+async def test_a_batch_of_several_tenants_is_one_call_of_the_ledger_function(
+    platform: Platform, meter: Meter, tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    await meter.record(chat("open-the-connection"), tenant=tenant_a.context)
+    driver = await meter._writer._connection.driver()  # white box: the writer's connection
+    sent: list[str] = []
+
+    def logged(record: Any) -> None:
+        sent.append(record.query)
+
+    driver.add_query_logger(logged)
+    tenants = [tenant_a.context, tenant_b.context]
+    before = meter.stats.batches
+    try:
+        await asyncio.gather(
+            *(meter.record(chat(f"one-call-{n}"), tenant=tenants[n % 2]) for n in range(40))
+        )
+    finally:
+        driver.remove_query_logger(logged)
+    batches = meter.stats.batches - before
+    assert sent == [statements.RECORD_CALL] * batches  # no BEGIN, binding or COMMIT of its own
+    counts = await sql(
+        platform,
+        "SELECT tenant_id, count(*) FROM usage_events WHERE tenant_id IN (:a, :b) "
+        "AND request_id LIKE 'one-call-%' GROUP BY tenant_id ORDER BY tenant_id",
+        a=tenant_a.slug,
+        b=tenant_b.slug,
+    )
+    assert dict(counts) == {tenant_a.slug: 20, tenant_b.slug: 20}
+
+
+async def test_a_lost_connection_is_replaced_and_its_batch_is_written_on_the_retry(
+    platform: Platform, meter: Meter, tenant_a: TenantFixture
+) -> None:
+    await meter.record(chat("before-the-loss"), tenant=tenant_a.context)
+    driver = await meter._writer._connection.driver()
+    async with platform.resources.db.engine.connect() as killer:
+        pid = driver.get_server_pid()
+        raw = (await killer.get_raw_connection()).driver_connection
+        assert await raw.fetchval("SELECT pg_terminate_backend($1)", pid)
+    results = await asyncio.gather(
+        *(meter.record(chat(f"lost-{n}"), tenant=tenant_a.context) for n in range(10))
+    )
+    assert not any(r.duplicate for r in results)
+    assert meter.stats.failed_attempts == 1  # the call on the dead connection; then the retry
+    after = await meter.record(chat("after-the-loss"), tenant=tenant_a.context)
+    assert not after.duplicate
+    assert (await meter._writer._connection.driver()).get_server_pid() != pid
+    assert meter.stats.failed_attempts == 1
+    rows = await sql(
+        platform,
+        "SELECT count(*) FROM usage_events WHERE tenant_id = :a AND request_id LIKE 'lost-%'",
+        a=tenant_a.slug,
+    )
+    assert rows == [(10,)]
+
+
+async def test_the_database_function_is_the_codes_statement(platform: Platform) -> None:
+    """Migration 0004 holds a frozen copy of the function: a change to the ledger statement
+    (``metering.statements``) must come with a migration that replaces it."""
+    source = await sql(
+        platform,
+        "SELECT prosrc FROM pg_proc WHERE proname = :name",
+        name=statements.RECORD_FUNCTION,
+    )
+    assert source == [(statements.record_function_body(),)]
 
 
 # ---- the rollups and counters agree with the ledger -----------------------------------------

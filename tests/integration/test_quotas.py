@@ -207,12 +207,13 @@ async def test_maintenance_purges_expired_rows_of_every_tenant(
         service = quotas.service
         for fixture in (tenant_a, tenant_b):
             tenant = limited(fixture.context, concurrent_agent_runs=5, requests_per_minute=5)
-            await service.reserve(
-                tenant=tenant, request_id="r", amounts={RUNS: 1}, lease_seconds=0.01
-            )
             await service.reserve(tenant=tenant, request_id="r", amounts={RUNS: 1})
             await service.reserve(
                 tenant=tenant, request_id="r", amounts={Dimension.REQUESTS_PER_MINUTE: 1}
+            )
+            # last for its tenant: a later reserve of the tenant would drop it once expired
+            await service.reserve(
+                tenant=tenant, request_id="r", amounts={RUNS: 1}, lease_seconds=0.01
             )
         await asyncio.sleep(0.05)
         assert await service.unscoped_purge_expired(keep=timedelta(days=2)) >= 2

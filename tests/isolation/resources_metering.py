@@ -7,10 +7,16 @@ HTTP: the usage report (JSON and CSV), the ledger export and the operator report
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
+
+from deskpilot.core.context import TenantContext
+from deskpilot.core.errors import Forbidden
 from deskpilot.metering import (
     Meter,
     PriceTable,
@@ -18,8 +24,11 @@ from deskpilot.metering import (
     StorageMeasurement,
     UsageEvent,
     UsageHandle,
+    statements,
     to_money,
 )
+from deskpilot.metering.batch import Pending, TenantGroup, function_arguments
+from deskpilot.metering.rows import ledger_row
 from deskpilot.platform import Platform
 from tests.conftest import TenantFixture
 from tests.isolation.registry import HttpPath, PythonPath, Resource, Seeded, marker, register
@@ -114,6 +123,36 @@ async def record_as_b_with_as_request_id(
     return recorded
 
 
+async def ledger_function_from_bs_session(
+    platform: Platform, b: TenantFixture, seeded: Seeded
+) -> list[Any]:
+    """A session of B (the application role, bound to B) calls the ledger's batch function
+    naming A: refused, only the ledger writer's own connection (the owner) may call it."""
+    a = TenantContext(
+        tenant_id=seeded.ids["tenant_id"], tier="", config={}, principal="b", scopes=frozenset()
+    )
+    event = UsageEvent(component="gateway", operation="chat", request_id=marker("b-forged"))
+    row = ledger_row(
+        event,
+        tenant=a,
+        charge=PriceTable.load().charge(event, markup_percent=Decimal(0)),
+        reservation_id=None,
+        now=datetime.now(UTC),
+    )
+    group = TenantGroup(a)
+    group.primaries.append(Pending(a, row, False, asyncio.get_running_loop().create_future()))
+    try:
+        async with platform.resources.db.tenant_session(tenant=b.context) as session:
+            connection = await (await session.connection()).get_raw_connection()
+            return list(
+                await connection.driver_connection.fetch(
+                    statements.RECORD_CALL, *function_arguments([group])
+                )
+            )
+    except asyncpg.exceptions.InsufficientPrivilegeError:
+        raise Forbidden("the ledger function is not the application role's") from None
+
+
 register(
     Resource(
         name="usage_event",
@@ -136,6 +175,11 @@ register(
                 lambda p, b, s: usage(p, b).events(*WIDE, after=f"0.{s.ids['event_id']}"),
             ),
             PythonPath("record with A's request id", "update", record_as_b_with_as_request_id),
+            PythonPath(
+                "ledger function naming A, from B's session",
+                "update",
+                ledger_function_from_bs_session,
+            ),
         ),
         http_paths=USAGE_HTTP_PATHS,
     )

@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar, cast
+
+from pydantic import BaseModel
 
 from deskpilot.core.errors import MissingScope
+
+Section = TypeVar("Section", bound=BaseModel)
 
 
 class Scope(StrEnum):
@@ -38,6 +42,9 @@ class TenantContext:
     scopes: frozenset[Scope]
     key_id: str | None = None
     billing_anchor_day: int = 1  # billing periods start on this day of the month (UTC)
+    _parsed: dict[tuple[str, type[BaseModel]], BaseModel] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     def has(self, scope: Scope) -> bool:
         return scope in self.scopes or Scope.TENANT_ADMIN in self.scopes
@@ -49,6 +56,18 @@ class TenantContext:
     def section(self, name: str) -> Mapping[str, Any]:
         value = self.config.get(name, {})
         return value if isinstance(value, Mapping) else {}
+
+    def parsed(self, name: str, model: type[Section]) -> Section:
+        """Section ``name`` validated as ``model`` (a frozen pydantic model), once per context:
+        its config never changes, and the credential cache hands out the same context to
+        every request of a key, so hot paths do not validate the same section every time."""
+        key = (name, model)
+        found = self._parsed.get(key)
+        if found is None:
+            if not model.model_config.get("frozen"):
+                raise TypeError(f"{model.__name__} must be frozen to be shared")
+            found = self._parsed[key] = model.model_validate(dict(self.section(name)))
+        return cast(Section, found)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,6 @@ carries a tenant or a role into the next transaction, with or without a transact
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -36,9 +36,6 @@ from deskpilot.core.embedded import EmbeddedPostgres
 from deskpilot.core.errors import SetupError, TenantScopeError
 from deskpilot.core.models import is_tenant_owned
 from deskpilot.core.settings import Settings
-
-# What may be written into a statement as a literal: tenant slugs (checked again here).
-_LITERAL_SAFE = re.compile(r"^[a-z0-9-]{1,64}$")
 
 APP_ROLE = "deskpilot_app"
 OPERATOR_ROLE = "deskpilot_operator"
@@ -211,36 +208,10 @@ class Database:
         async with self._session(OPERATOR_ROLE, "") as session:
             yield session
 
-    @asynccontextmanager
-    async def raw_tenant_transaction(self, *, tenant: TenantContext) -> AsyncIterator[Any]:
-        """A transaction on a pooled connection's own asyncpg connection, bound like every
-        session (application role, this tenant), for hot paths that need the fewest round
-        trips: ``BEGIN`` and the binding go in one message, then the caller's statements
-        (``fetch(sql, *args)``, positional ``$n`` parameters), then ``COMMIT``. Rolled back on
-        error; a connection whose state is unknown (cancelled mid-statement, failed rollback)
-        is discarded, never returned to the pool with a transaction open."""
-        tenant_id = tenant.tenant_id
-        if not _LITERAL_SAFE.fullmatch(tenant_id):
-            raise TenantScopeError(f"tenant id {tenant_id!r} cannot be bound")
-        begin = (
-            f"BEGIN; SELECT set_config('role', '{APP_ROLE}', true), "
-            f"set_config('deskpilot.tenant_id', '{tenant_id}', true)"
-        )
-        async with self.engine.connect() as conn:
-            driver: Any = (await conn.get_raw_connection()).driver_connection
-            try:
-                await driver.execute(begin)
-                yield driver
-                await driver.execute("COMMIT")
-            except Exception:
-                try:
-                    await driver.execute("ROLLBACK")
-                except Exception:
-                    await conn.invalidate()
-                raise
-            except BaseException:  # cancelled: the connection may be mid-statement
-                await asyncio.shield(conn.invalidate())
-                raise
+    def dedicated(self) -> DedicatedConnection:
+        """A pooled connection held by one long-lived user (the ledger writer) between uses;
+        see ``DedicatedConnection``."""
+        return DedicatedConnection(self.engine)
 
     def on_commit(self, hook: CommitHook) -> None:
         """Call ``hook`` with the tenants marked changed (``mark_changed``) after each commit."""
@@ -261,3 +232,41 @@ class Database:
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
+
+
+class DedicatedConnection:
+    """One pooled connection kept checked out for a single user that runs one statement at a
+    time on the hottest path (the ledger writer): no pool checkout and return per use.
+
+    Statements run on the driver (asyncpg) connection outside any explicit transaction, so
+    each is its own transaction, and nothing session-level is ever set: such a statement must
+    bind its role and tenant itself, transaction-locally (the ledger's function does). After an
+    error that leaves the connection's state unknown (connection lost, cancelled mid-statement)
+    the caller ``discard``s it and the next use checks out a fresh one."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._conn: AsyncConnection | None = None
+        self._driver: Any = None
+
+    async def driver(self) -> Any:
+        if self._conn is None:
+            conn = await self._engine.connect()
+            try:
+                self._driver = (await conn.get_raw_connection()).driver_connection
+            except BaseException:
+                await asyncio.shield(conn.invalidate())
+                raise
+            self._conn = conn
+        return self._driver
+
+    async def discard(self) -> None:
+        conn, self._conn, self._driver = self._conn, None, None
+        if conn is not None:
+            await asyncio.shield(conn.invalidate())
+
+    async def close(self) -> None:
+        """Give the connection back to the pool."""
+        conn, self._conn, self._driver = self._conn, None, None
+        if conn is not None:
+            await conn.close()

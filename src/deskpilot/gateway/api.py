@@ -159,6 +159,10 @@ async def models(platform: PlatformDep, tenant: Tenant) -> dict[str, Any]:
     return {"object": "list", "data": platform.gateway.models(tenant=tenant)}
 
 
+# Served by ``core.http.DirectRoutes`` (past FastAPI's routing), registered above as well.
+DIRECT_ROUTES = {("POST", CHAT_PATH): chat_completions, ("POST", EMBEDDINGS_PATH): embeddings}
+
+
 def install(app: FastAPI) -> None:
     app.include_router(router)
     speak_openai_errors(app, CHAT_PATH, EMBEDDINGS_PATH, MODELS_PATH)

@@ -92,7 +92,7 @@ SECTIONS = (
 
 
 def gateway_section(tenant: TenantContext) -> GatewaySection:
-    return GatewaySection.model_validate(tenant.section(SECTION))
+    return tenant.parsed(SECTION, GatewaySection)
 
 
 class _AboutModelError(DeskpilotError):

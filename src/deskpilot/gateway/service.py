@@ -223,7 +223,8 @@ class Gateway:
                     found.deployment,
                     usage,
                     started,
-                )
+                ),
+                final=True,
             )
         return self._served(found, prepared.route, usage, recorded, work)
 
@@ -262,7 +263,8 @@ class Gateway:
             record=lambda usage, outcome: work.record(
                 self._event(
                     rid, "chat", prepared.route, deployment, usage, started, outcome=outcome
-                )
+                ),
+                final=True,
             ),
             finish=lambda: work.__aexit__(None, None, None),
             prompt_tokens=prepared.prompt_tokens,
@@ -305,7 +307,7 @@ class Gateway:
             if not usage.from_provider:
                 usage = Usage(prompt_tokens=counted, from_provider=False)
             recorded = await work.record(
-                self._event(rid, "embed", route, found.deployment, usage, started)
+                self._event(rid, "embed", route, found.deployment, usage, started), final=True
             )
         return self._served(found, route, usage, recorded, work)
 
@@ -314,15 +316,16 @@ class Gateway:
     @asynccontextmanager
     async def _holding(self, work: MeteredWork) -> AsyncIterator[MeteredWork]:
         """``work`` reserved for the block. A failure gives the holds back before the refusal
-        goes out; after success (usage recorded, durable) the holds are settled in the
-        background: the answer does not wait for them."""
+        goes out; after success the usage is durable and its final record settled the holds
+        (after the commit, on the ledger writer): the answer waits for neither."""
         await work.__aenter__()
         try:
             yield work
         except BaseException as exc:
             await work.__aexit__(type(exc), exc, exc.__traceback__)
             raise
-        self.spawn(work.__aexit__(None, None, None))
+        if not work.settled:  # (every path here records with final=True)
+            self.spawn(work.__aexit__(None, None, None))
 
     async def _prepare_chat(self, tenant: TenantContext, request: ChatRequest) -> _Prepared:
         section = gateway_section(tenant)

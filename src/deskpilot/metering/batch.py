@@ -11,23 +11,25 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from sqlalchemy import TextClause
-from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from deskpilot.core.context import TenantContext
 from deskpilot.metering import statements
 from deskpilot.metering.rows import DIMENSIONS, LedgerRow
 from deskpilot.metering.schemas import RecordedUsage
+from deskpilot.quotas import Reservation
 
 
 @dataclass(eq=False, slots=True)
 class Pending:
-    """One caller's row, waiting on ``future`` until its batch is committed (or failed)."""
+    """One caller's row, waiting on ``future`` until its batch is committed (or failed), and
+    the reservation its commit settles (the caller's work is done), if any."""
 
     tenant: TenantContext
     row: LedgerRow
     unpriced: bool
     future: asyncio.Future[RecordedUsage]
+    settles: Reservation | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +84,7 @@ def group_by_tenant(batch: Sequence[Pending]) -> list[TenantGroup]:
 
 
 class Runner(Protocol):
-    """Runs the ledger's statements in the batch's transaction: through a session (the
-    savepoint path), or on the driver connection (the hot path, fewer round trips)."""
+    """Runs the ledger's statements in a transaction (a session's; the savepoint path)."""
 
     async def rows(
         self, clause: TextClause, params: Mapping[str, Any]
@@ -101,38 +102,19 @@ class SessionRunner:
         return [dict(r._mapping) for r in result.all()]
 
 
-_DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
-_POSITIONAL: dict[int, tuple[str, tuple[str, ...]]] = {}
-
-
-class DriverRunner:
-    """asyncpg directly: the same SQL with ``$n`` parameters (compiled once per statement)."""
-
-    def __init__(self, connection: Any) -> None:
-        self._connection = connection
-
-    async def rows(
-        self, clause: TextClause, params: Mapping[str, Any]
-    ) -> Sequence[Mapping[str, Any]]:
-        compiled = _POSITIONAL.get(id(clause))
-        if compiled is None:
-            statement = clause.compile(dialect=_DIALECT)
-            compiled = _POSITIONAL[id(clause)] = (
-                str(statement),
-                tuple(statement.positiontup or ()),
-            )
-        sql, names = compiled
-        records: Sequence[Mapping[str, Any]] = await self._connection.fetch(
-            sql, *(params[name] for name in names)
-        )
-        return records
-
-
 async def write_group(runner: Runner, group: TenantGroup, *, switch: bool) -> dict[str, Original]:
     tenant_id = group.tenant.tenant_id
     if switch:
         await runner.rows(statements.SET_TENANT, {"tenant_id": tenant_id})
-    rows = await runner.rows(statements.BATCH, group.params())
+    originals, unseen = originals_of(await runner.rows(statements.BATCH, group.params()))
+    if unseen:
+        originals.update(await late_originals(runner, group, unseen))
+    return originals
+
+
+def originals_of(rows: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Original], list[str]]:
+    """From the statement's answer (the submitted events that were not new): the originals
+    they repeat by event id, and the events whose original it could not see."""
     originals = {
         r["event_id"]: Original(
             r["original_id"], r["occurred_at"], r["provider_cost"], r["billed_amount"]
@@ -140,13 +122,20 @@ async def write_group(runner: Runner, group: TenantGroup, *, switch: bool) -> di
         for r in rows
         if r["original_id"] is not None
     }
-    unseen = [r["event_id"] for r in rows if r["original_id"] is None]
-    if unseen:
-        originals.update(await _late_originals(runner, group, unseen))
-    return originals
+    return originals, [r["event_id"] for r in rows if r["original_id"] is None]
 
 
-async def _late_originals(
+def function_arguments(groups: Sequence[TenantGroup]) -> list[list[Any]]:
+    """The ledger function's arguments for a whole batch: one array per
+    ``statements.FUNCTION_COLUMNS`` column, every group's rows (repeats inside the batch are
+    answered from their first, they are not sent)."""
+    pending = [(g.tenant.tenant_id, p.row) for g in groups for p in g.primaries]
+    arguments = [[tenant_id for tenant_id, _ in pending]]
+    arguments += [[getattr(row, c) for _, row in pending] for c in statements.INPUT_COLUMNS]
+    return arguments
+
+
+async def late_originals(
     runner: Runner, group: TenantGroup, event_ids: list[str]
 ) -> dict[str, Original]:
     """Repeats whose original another process committed while this statement ran."""

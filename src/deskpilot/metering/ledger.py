@@ -6,16 +6,16 @@ a caller returns only once its row is durable, and a commit (one WAL flush) is s
 whole batch. While a transaction is in flight new rows queue up for the next one, so batches
 grow with load without any timed linger on the hot path.
 
-Inside the transaction the rows are grouped per tenant (in tenant order) and each group is
-written under its own tenant's RLS binding (``set_config('deskpilot.tenant_id', ...)`` between
-groups), as the application role, with one statement (``statements.BATCH``). Round trips per
-batch: BEGIN + role/tenant binding + (one switch + one statement per tenant group, the first
-group needs no switch) + COMMIT.
+The rows are grouped per tenant (in tenant order) and each group is written under its own
+tenant's RLS binding, as the application role, with one statement (``statements.BATCH``). The
+hot path sends the whole batch as ONE call of the ledger function (migration 0004), which binds
+each group's tenant in turn and runs that statement: one round trip per batch, on a connection
+the writer keeps (``Database.dedicated``), the call being its own transaction.
 
 Failure isolation: the first attempt has no savepoints (the common case pays nothing). If it
-fails, the batch is retried once with a savepoint per tenant group: a group that fails again
-(e.g. its tenant was deleted) fails only its own callers; the others commit. If the retry
-cannot commit either (database down), every caller gets the error and nothing of the batch is
+fails, the batch is retried once in a session, with a savepoint per tenant group: a group that
+fails again (e.g. its tenant was deleted) fails only its own callers; the others commit. If the
+retry cannot commit either (database down), every caller gets the error and nothing of the batch is
 written. The writer keeps running for later batches either way.
 """
 
@@ -23,30 +23,48 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
 
 from deskpilot.core.db import Database
 from deskpilot.core.errors import Unavailable
+from deskpilot.metering import statements
 from deskpilot.metering.batch import (
-    DriverRunner,
     GroupOutcome,
+    Original,
     Pending,
     SessionRunner,
     TenantGroup,
     fail,
+    function_arguments,
     group_by_tenant,
+    late_originals,
     members,
+    originals_of,
     recorded_usage,
     succeed,
     write_group,
 )
 from deskpilot.metering.rows import counter_deltas
 from deskpilot.metering.schemas import CounterDelta
+from deskpilot.quotas import Reservation
 
 log = logging.getLogger(__name__)
 
-DurableHook = Callable[[str, Sequence[CounterDelta]], Awaitable[None]]
+# (tenant id, what the commit added to its quota counters, the reservations it settles)
+DurableHook = Callable[[str, Sequence[CounterDelta], Sequence[Reservation]], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class Durable:
+    """What one tenant's committed rows mean for its quotas."""
+
+    deltas: list[CounterDelta] = field(default_factory=list)
+    settled: list[Reservation] = field(default_factory=list)
 
 
 class MeterClosed(Unavailable):
@@ -69,6 +87,7 @@ class LedgerWriter:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._db = db
+        self._connection = db.dedicated()  # the hot path's; the retry path uses sessions
         self._max_batch = max_batch
         self._hooks = hooks
         self._queue: asyncio.Queue[Pending | None] = asyncio.Queue()
@@ -93,6 +112,7 @@ class LedgerWriter:
                 self._queue.put_nowait(None)
         if self._task is not None:
             await asyncio.shield(self._task)
+        await self._connection.close()
 
     async def _run(self) -> None:
         try:
@@ -141,22 +161,19 @@ class LedgerWriter:
             for pending in batch:
                 fail(pending, MeterClosed("usage metering stopped before the event was durable"))
             raise exc
-        deltas = self._resolve(groups, outcomes)
-        await self._notify(deltas)
+        durable = self._resolve(groups, outcomes)
+        await asyncio.sleep(0)  # the answered callers run first: bookkeeping after the answers
+        await self._notify(durable)
 
     async def _transaction(
         self, groups: Sequence[TenantGroup], *, isolate: bool
     ) -> dict[str, GroupOutcome]:
-        outcomes: dict[str, GroupOutcome] = {}
-        if not isolate:  # the hot path: BEGIN+binding, one statement per tenant, COMMIT
-            async with self._db.raw_tenant_transaction(tenant=groups[0].tenant) as connection:
-                runner = DriverRunner(connection)
-                for index, group in enumerate(groups):
-                    outcomes[group.tenant.tenant_id] = await write_group(
-                        runner, group, switch=index > 0
-                    )
+        outcomes: dict[str, GroupOutcome]
+        if not isolate:
+            outcomes = await self._one_call(groups)
             self.stats.batches += 1
             return outcomes
+        outcomes = {}
         async with self._db.tenant_session(tenant=groups[0].tenant) as session:
             for group in groups:
                 tenant_id = group.tenant.tenant_id
@@ -171,11 +188,37 @@ class LedgerWriter:
         self.stats.batches += 1
         return outcomes
 
+    async def _one_call(self, groups: Sequence[TenantGroup]) -> dict[str, GroupOutcome]:
+        """The hot path: the whole batch in one call of the ledger function (one round trip,
+        its own transaction) on the writer's dedicated connection."""
+        driver = await self._connection.driver()
+        try:
+            rows = await driver.fetch(statements.RECORD_CALL, *function_arguments(groups))
+        except asyncpg.PostgresError:
+            raise  # the server rolled the call back; the connection is fine
+        except BaseException:  # lost, or cancelled mid-call: its state is unknown
+            await self._connection.discard()
+            raise
+        owner = {p.row.event_id: g.tenant.tenant_id for g in groups for p in g.primaries}
+        repeats: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+        for row in rows:
+            repeats[owner[row["event_id"]]].append(row)
+        outcomes: dict[str, GroupOutcome] = {}
+        for group in groups:
+            originals: dict[str, Original]
+            originals, unseen = originals_of(repeats[group.tenant.tenant_id])
+            if unseen:  # repeats of what another process committed while the call ran
+                async with self._db.tenant_session(tenant=group.tenant) as session:
+                    originals |= await late_originals(SessionRunner(session), group, unseen)
+            outcomes[group.tenant.tenant_id] = originals
+        return outcomes
+
     def _resolve(
         self, groups: Sequence[TenantGroup], outcomes: dict[str, GroupOutcome]
-    ) -> dict[str, list[CounterDelta]]:
-        """Answer every caller; return the counter deltas of the rows this batch made new."""
-        deltas: dict[str, list[CounterDelta]] = {}
+    ) -> dict[str, Durable]:
+        """Answer every caller; return, per tenant, the counter deltas of the rows this batch
+        made new and the reservations its answered callers asked to settle."""
+        durable: dict[str, Durable] = {}
         for group in groups:
             outcome = outcomes[group.tenant.tenant_id]
             if isinstance(outcome, BaseException):
@@ -183,7 +226,7 @@ class LedgerWriter:
                     self.stats.failed_events += 1
                     fail(pending, outcome)
                 continue
-            new_rows = []
+            new_rows, settled = [], []
             for pending in group.primaries:
                 try:
                     recorded = recorded_usage(pending, outcome.get(pending.row.event_id))
@@ -204,22 +247,24 @@ class LedgerWriter:
                 else:
                     new_rows.append(pending.row)
                 succeed(pending, recorded)
-                for follower in group.followers.get(pending.row.event_id, ()):
+                followers = group.followers.get(pending.row.event_id, [])
+                for follower in followers:
                     self.stats.duplicates += 1
                     succeed(follower, recorded.model_copy(update={"duplicate": True}))
+                settled += [p.settles for p in (pending, *followers) if p.settles is not None]
             self.stats.events += len(new_rows)
-            if new_rows:
-                deltas[group.tenant.tenant_id] = counter_deltas(new_rows)
-        return deltas
+            deltas = counter_deltas(new_rows) if new_rows else []
+            if deltas or settled:
+                durable[group.tenant.tenant_id] = Durable(deltas, settled)
+        return durable
 
-    async def _notify(self, deltas: dict[str, list[CounterDelta]]) -> None:
-        """After the commit: the durable counters moved; mirrors (Redis) may follow. A failing
-        hook is logged, never raised: the usage is already durable."""
-        for tenant_id, changes in deltas.items():
-            if not changes:
-                continue
+    async def _notify(self, durable: dict[str, Durable]) -> None:
+        """After the commit: the durable counters moved and the settled holds can go; mirrors
+        (Redis) follow, both in one step. A failing hook is logged, never raised: the usage is
+        already durable (holds left behind end with their lease)."""
+        for tenant_id, changes in durable.items():
             for hook in self._hooks:
                 try:
-                    await hook(tenant_id, changes)
+                    await hook(tenant_id, changes.deltas, changes.settled)
                 except Exception:
                     log.exception("on_durable hook failed", extra={"tenant_id": tenant_id})

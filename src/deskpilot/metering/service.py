@@ -28,6 +28,7 @@ from deskpilot.metering.prices import PriceTable, markup_of
 from deskpilot.metering.repository import StorageRepo
 from deskpilot.metering.rows import ledger_row
 from deskpilot.metering.schemas import RecordedUsage, StorageMeasurement, UsageEvent
+from deskpilot.quotas import Reservation
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,10 @@ class Meter:
         return self._writer.stats
 
     def on_durable(self, hook: DurableHook) -> None:
-        """Call ``hook(tenant_id, deltas)`` after each commit that moved a tenant's quota
-        counters (the quota service mirrors them into Redis). Hooks run on the writer task,
-        after the callers were answered: keep them short; their errors are logged only."""
+        """Call ``hook(tenant_id, deltas, settled)`` after each commit that moved a tenant's
+        quota counters or settled its reservations (the quota service mirrors the counters into
+        Redis and drops the holds, in one call). Hooks run on the writer task, after the
+        callers were answered: keep them short; their errors are logged only."""
         self._hooks.append(hook)
 
     async def record(
@@ -58,10 +60,19 @@ class Meter:
         *,
         tenant: TenantContext,
         reservation_id: str | None = None,
+        settles: Reservation | None = None,
     ) -> RecordedUsage:
-        """Price and bill ``event`` for ``tenant``; return once it is committed."""
+        """Price and bill ``event`` for ``tenant``; return once it is committed. ``settles``:
+        the work's last event; its reservation's holds go with the commit (the ``on_durable``
+        hooks get it with the counter deltas: one step in Redis, never counted twice)."""
         if not isinstance(tenant, TenantContext):
             raise TenantScopeError("usage recorded without a tenant")
+        if settles is not None:
+            if settles.tenant_id != tenant.tenant_id:
+                raise TenantScopeError(
+                    f"reservation of {settles.tenant_id!r} settled for {tenant.tenant_id!r}"
+                )
+            reservation_id = settles.reservation_id
         charge = self.prices.charge(event, markup_percent=markup_of(tenant.section("billing")))
         if charge.unpriced:
             self._warn_unpriced(event)
@@ -73,7 +84,7 @@ class Meter:
             now=datetime.now(UTC),
         )
         future: asyncio.Future[RecordedUsage] = asyncio.get_running_loop().create_future()
-        self._writer.submit(Pending(tenant, row, charge.unpriced, future))
+        self._writer.submit(Pending(tenant, row, charge.unpriced, future, settles))
         return await future
 
     async def record_storage(

@@ -123,19 +123,25 @@ return out
 """
 )
 
+_REMOVE_HOLD = """
+local function remove_hold(holds, amounts, held, rid)
+  if redis.call('ZREM', holds, rid) == 0 then return 0 end
+  local amount = tonumber(redis.call('HGET', amounts, rid) or '0')
+  redis.call('HDEL', amounts, rid)
+  decr(held, amount)
+  return 1
+end
+"""
+
 # KEYS: 3 per hold (holds, amounts, held); ARGV: reservation id. Returns holds removed (0 when
 # already settled, released or dropped after expiry: idempotent).
 REMOVE = (
     _HELPERS
+    + _REMOVE_HOLD
     + """
 local removed = 0
 for i = 1, #KEYS, 3 do
-  if redis.call('ZREM', KEYS[i], ARGV[1]) == 1 then
-    local amount = tonumber(redis.call('HGET', KEYS[i + 1], ARGV[1]) or '0')
-    redis.call('HDEL', KEYS[i + 1], ARGV[1])
-    decr(KEYS[i + 2], amount)
-    removed = removed + 1
-  end
+  removed = removed + remove_hold(KEYS[i], KEYS[i + 1], KEYS[i + 2], ARGV[1])
 end
 return removed
 """
@@ -158,15 +164,30 @@ end
 return 1
 """
 
-# KEYS: mirrors; ARGV: one integer delta per key. Adds only to mirrors that exist (a missing
+# After a ledger commit, in one step: what it added to the durable counters goes into their
+# mirrors, and the holds of the reservations it settled go away (so no check in between sees
+# the usage twice, as held and as used).
+# KEYS: m mirrors, then 3 per settled hold (holds, amounts, held). ARGV: m, the m integer
+# deltas, then one reservation id per settled hold. Adds only to mirrors that exist (a missing
 # mirror is loaded from PostgreSQL, which already holds the increment); never below zero.
-INCREMENT_IF_PRESENT = """
-for i = 1, #KEYS do
+# Returns the holds removed.
+DURABLE = (
+    _HELPERS
+    + _REMOVE_HOLD
+    + """
+local m = tonumber(ARGV[1])
+for i = 1, m do
   if redis.call('EXISTS', KEYS[i]) == 1 then
-    if redis.call('INCRBY', KEYS[i], ARGV[i]) < 0 then
+    if redis.call('INCRBY', KEYS[i], ARGV[1 + i]) < 0 then
       redis.call('SET', KEYS[i], '0', 'KEEPTTL')
     end
   end
 end
-return 0
+local removed = 0
+for j = 0, (#KEYS - m) / 3 - 1 do
+  local k = m + 3 * j
+  removed = removed + remove_hold(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], ARGV[2 + m + j])
+end
+return removed
 """
+)

@@ -106,6 +106,15 @@ class Usage:
     held: Decimal
 
 
+def hook_tenant(tenant_id: str) -> TenantContext:
+    """The Meter's post-commit hook names tenants by id, taken from rows it has just committed
+    (never from request input). Keys and sessions still take a context; this one carries no
+    configuration and no scopes and is used for nothing else."""
+    return TenantContext(
+        tenant_id=tenant_id, tier="", config={}, principal="quotas:meter", scopes=frozenset()
+    )
+
+
 class QuotaBackend(Protocol):
     """Where holds and counts live. Every method is scoped to one tenant."""
 
@@ -129,8 +138,11 @@ class QuotaBackend(Protocol):
         """Current usage of each ask's window (the asks' amounts are ignored)."""
         ...
 
-    async def durable_changed(self, tenant_id: str, increments: Increments) -> None:
-        """The Meter committed these increments to quota_counters."""
+    async def durable_changed(
+        self, tenant_id: str, increments: Increments, settled: Sequence[Reservation] = ()
+    ) -> None:
+        """The Meter committed these increments to quota_counters, and the work of the
+        ``settled`` reservations (the tenant's, each with holds) is done: drop their holds."""
         ...
 
     async def gauge_replaced(self, *, tenant: TenantContext, dimension: Dimension) -> None:

@@ -30,7 +30,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from deskpilot.core.context import TenantContext
 from deskpilot.core.db import Database
-from deskpilot.quotas.plan import Ask, Granted, Increments, Mode, Plan, Refused, Usage
+from deskpilot.quotas.plan import (
+    Ask,
+    Granted,
+    Increments,
+    Mode,
+    Plan,
+    Refused,
+    Usage,
+    hook_tenant,
+)
 from deskpilot.quotas.repository import (
     CounterRepo,
     ReservationRepo,
@@ -140,8 +149,19 @@ class PostgresQuotaBackend:
             result[ask.dimension] = Usage(durable.get(key, ZERO) + holds, holds)
         return result
 
-    async def durable_changed(self, tenant_id: str, increments: Increments) -> None:
-        """Nothing to do: this backend reads quota_counters directly."""
+    async def durable_changed(
+        self, tenant_id: str, increments: Increments, settled: Sequence[Reservation] = ()
+    ) -> None:
+        """The counters need nothing (this backend reads quota_counters directly); the settled
+        reservations are deleted, in one transaction."""
+        if not settled:
+            return
+        tenant = hook_tenant(tenant_id)
+        async with self._db.tenant_session(tenant=tenant) as session:
+            await lease_durability(session)
+            repo = ReservationRepo(session)
+            for reservation in settled:
+                await repo.remove(reservation.reservation_id, tenant=tenant)
 
     async def gauge_replaced(self, *, tenant: TenantContext, dimension: Dimension) -> None:
         """Nothing to do: this backend reads quota_counters directly."""

@@ -10,7 +10,8 @@ mirrored into Redis:
   runs again. The expiry bounds how long a mirror can drift from PostgreSQL (say, a process
   died between the ledger commit and ``durable_changed``): it is re-read at least that often;
 * after each durable batch the Meter calls ``durable_changed``, which adds to mirrors that
-  exist (a missing one is loaded later, increment included).
+  exist (a missing one is loaded later, increment included) and, in the same script, drops
+  the holds of the reservations that batch settled (``Meter.record(settles=...)``).
 
 Requests per minute are counted in Redis only. Agent runs per day are counted in Redis at
 grant and also added to quota_counters before ``reserve`` returns (one small transaction), so
@@ -30,9 +31,18 @@ from typing import TYPE_CHECKING, Any
 from deskpilot.core.context import TenantContext
 from deskpilot.core.db import Database
 from deskpilot.core.errors import Unavailable
-from deskpilot.core.redis import tenant_key
+from deskpilot.core.redis import HotScript, HotScripts, tenant_key
 from deskpilot.quotas import lua
-from deskpilot.quotas.plan import Ask, Granted, Increments, Mode, Plan, Refused, Usage
+from deskpilot.quotas.plan import (
+    Ask,
+    Granted,
+    Increments,
+    Mode,
+    Plan,
+    Refused,
+    Usage,
+    hook_tenant,
+)
 from deskpilot.quotas.repository import CounterRepo
 from deskpilot.quotas.schemas import Dimension, Reservation, Window
 from deskpilot.quotas.units import from_units, limit_units, to_units
@@ -76,15 +86,6 @@ def _lua_mode(ask: Ask) -> str:
     return "H" if ask.mode is Mode.HOLD else "h"
 
 
-def _hook_tenant(tenant_id: str) -> TenantContext:
-    """The Meter's post-commit hook names tenants by id, taken from rows it has just committed
-    (never from request input). Keys are still built by ``tenant_key``, which takes a context;
-    this one carries no configuration and no scopes and is used for nothing else."""
-    return TenantContext(
-        tenant_id=tenant_id, tier="", config={}, principal="quotas:meter", scopes=frozenset()
-    )
-
-
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -92,13 +93,17 @@ def _text(value: Any) -> str:
 class RedisQuotaBackend:
     def __init__(self, redis: Redis, db: Database) -> None:
         self._redis, self._db = redis, db
-        self._reserve = redis.register_script(lua.RESERVE)
-        self._remove = redis.register_script(lua.REMOVE)
+        # reserve and settle run around every metered call: the lean path
+        hot = HotScripts(redis)
+        self._reserve = hot.script(lua.RESERVE)
+        self._remove = hot.script(lua.REMOVE)
+        self._durable = hot.script(lua.DURABLE)
         self._renew = redis.register_script(lua.RENEW)
-        self._increment = redis.register_script(lua.INCREMENT_IF_PRESENT)
         self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
 
-    async def _call(self, script: AsyncScript, keys: list[str], args: list[str | int]) -> Any:
+    async def _call(
+        self, script: HotScript | AsyncScript, keys: list[str], args: list[str | int]
+    ) -> Any:
         async with self._in_flight:
             return await script(keys=keys, args=args)
 
@@ -213,16 +218,23 @@ class RedisQuotaBackend:
             for i, ask in enumerate(asks)
         }
 
-    async def durable_changed(self, tenant_id: str, increments: Increments) -> None:
+    async def durable_changed(
+        self, tenant_id: str, increments: Increments, settled: Sequence[Reservation] = ()
+    ) -> None:
         totals: dict[tuple[Dimension, datetime], Decimal] = defaultdict(Decimal)
         for delta in increments:
             totals[(Dimension(delta.dimension), delta.window_start)] += delta.amount
-        if not totals:
+        if not totals and not settled:
             return
-        tenant = _hook_tenant(tenant_id)
+        tenant = hook_tenant(tenant_id)
         keys = [quota_keys(d, s, tenant=tenant)[0] for d, s in totals]
-        deltas: list[str | int] = [to_units(d, amount) for (d, _), amount in totals.items()]
-        await self._call(self._increment, keys, deltas)
+        args: list[str | int] = [len(keys)]
+        args += [to_units(d, amount) for (d, _), amount in totals.items()]
+        for reservation in settled:
+            for hold in reservation.holds:
+                keys += quota_keys(hold.dimension, hold.window_start, tenant=tenant)[1:]
+                args.append(reservation.reservation_id)
+        await self._call(self._durable, keys, args)
 
     async def gauge_replaced(self, *, tenant: TenantContext, dimension: Dimension) -> None:
         async with self._in_flight:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -59,7 +59,7 @@ def quota_backend(resources: Resources) -> QuotaBackend:
 
 
 def limits(tenant: TenantContext) -> QuotasConfig:
-    return QuotasConfig.model_validate(dict(tenant.section("quotas")))
+    return tenant.parsed("quotas", QuotasConfig)
 
 
 def _limit(config: QuotasConfig, dimension: Dimension) -> Decimal | None:
@@ -244,11 +244,20 @@ class QuotaService:
             await CounterRepo(session).replace(window, total, tenant=tenant)
         await self._backend.gauge_replaced(tenant=tenant, dimension=dimension)
 
-    async def on_durable(self, tenant_id: str, increments: Increments) -> None:
+    async def on_durable(
+        self, tenant_id: str, increments: Increments, settled: Sequence[Reservation] = ()
+    ) -> None:
         """The Meter's hook (``meter.on_durable(quotas.on_durable)``), called after each commit
-        with what it added per counter (dimension, window start, amount). Keeps the Redis
-        mirrors current; a no-op on PostgreSQL."""
-        await self._backend.durable_changed(tenant_id, increments)
+        with what it added per counter (dimension, window start, amount) and the reservations
+        whose work it finished (``Meter.record(settles=...)``). Drops those holds and, on
+        Redis, moves the mirrors in the same call: the usage is never counted both as held and
+        as used, nor as neither."""
+        for reservation in settled:
+            if reservation.tenant_id != tenant_id:
+                raise TenantScopeError(
+                    f"reservation of {reservation.tenant_id!r} settled for {tenant_id!r}"
+                )
+        await self._backend.durable_changed(tenant_id, increments, [r for r in settled if r.holds])
 
     async def purge_expired(self, *, tenant: TenantContext) -> int:
         return await self._backend.purge_expired(tenant=tenant, now=datetime.now(UTC))

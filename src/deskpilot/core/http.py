@@ -233,8 +233,9 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 class DirectRoutes:
     """Sends the hottest routes (the OpenAI-compatible gateway's) straight to their endpoint,
     past FastAPI's inner layers: exception middleware, exit stack, router, dependency
-    solving and the request/response wrapper, about a tenth of the gateway's CPU per request
-    (docs/gateway.md, "Where the time goes"). The endpoints must take only the ``Request``.
+    solving and the request/response wrapper: about a tenth of the gateway's CPU per request
+    (docs/operators/scale-out.md, "Gateway throughput and latency"). The endpoints must take
+    only the ``Request``.
 
     Installed innermost of the app's own middlewares, so the request id, access log and body
     limit still apply. The route stays registered with FastAPI too (OpenAPI, and it serves the

@@ -22,8 +22,9 @@ connections spread over its workers. Afterwards every successful request must be
 
 Prints progress on stderr and JSON on stdout: one object per (target, workers, concurrency),
 then the summary as the last line (``direct_rps``, ``deskpilot_rps`` (best worker count),
-``direct_p50_ms_1conn``, ``deskpilot_p50_ms_1conn``, ``added_p50_ms_1conn``, ``concurrency``,
-``workers``, the ratio to the LiteLLM proxy's 64 requests/s, ``usage_events``,
+``direct_p50_ms_1conn``, ``deskpilot_p50_ms_1conn``, ``added_p50_ms_1conn`` (all three at that
+worker count; ``added_p50_ms_1conn_by_workers`` has every count), ``concurrency``, ``workers``,
+the ratio to the LiteLLM proxy's 64 requests/s, ``usage_events``,
 ``requests_ok``, ``errors``, the load generator's own cost and ceiling). Exits 1 when more
 than ``--max-error-fraction`` of the requests failed or metering missed any.
 ``--direct-only`` measures the upstream alone (a check of the load generator); ``--profile``
@@ -230,6 +231,14 @@ def summary(
         "deskpilot_p50_ms_1conn": chosen[1]["deskpilot"]["p50_ms"],
         "added_p50_ms_1conn": chosen[1]["deskpilot"].get("added_p50_ms"),
         "added_p50_ms_1conn_round_median": chosen[1]["deskpilot"]["added_p50_ms_round_median"],
+        # per worker count: the workers' runs are minutes apart, and this shared machine's
+        # speed drifts (compare the direct p50s, and the CPU per request of the upstream)
+        "added_p50_ms_1conn_by_workers": {
+            str(w): runs[w][1]["deskpilot"].get("added_p50_ms") for w in runs if 1 in runs[w]
+        },
+        "direct_p50_ms_1conn_by_workers": {
+            str(w): runs[w][1]["direct"]["p50_ms"] for w in runs if 1 in runs[w]
+        },
         "deskpilot_p99_ms_1conn": chosen[1]["deskpilot"]["p99_ms"],
         "deskpilot_p50_ms_top": chosen[top]["deskpilot"]["p50_ms"],
         "deskpilot_p99_ms_top": chosen[top]["deskpilot"]["p99_ms"],

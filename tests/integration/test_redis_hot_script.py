@@ -78,3 +78,18 @@ async def test_kept_connections_close_with_the_client(redis_url: str) -> None:
     assert all(c.is_connected for c in kept)
     await client.aclose()
     assert not any(c.is_connected for c in kept)
+
+
+async def test_a_kept_connection_the_server_closed_is_replaced(redis: Redis) -> None:
+    """As after a Redis restart: the kept connection is dead; the call runs on a fresh one."""
+    hot = HotScripts(redis, keep=1)
+    echo = hot.script(ECHO)
+    assert await echo(keys=["k"], args=["before"]) == [1, b"before", b"k"]
+    (kept,) = hot._idle
+    await kept.send_command("CLIENT", "ID")
+    client_id = await kept.read_response()
+    assert await redis.execute_command("CLIENT", "KILL", "ID", client_id) == 1
+    assert await echo(keys=["k"], args=["after"]) == [1, b"after", b"k"]
+    (now,) = hot._idle
+    await now.send_command("CLIENT", "ID")
+    assert await now.read_response() != client_id  # a new server-side connection

@@ -78,8 +78,9 @@ class HotScripts:
     kept (at most ``keep`` idle), so they count against its size and close with it.
 
     On ``NOSCRIPT`` (Redis restarted or flushed) a call sends the source with ``EVAL``, which
-    caches it again. Nothing is retried: a script that changes state is never repeated
-    blindly; a connection error reaches the caller. A connection whose reply was not read
+    caches it again. A call that fails on a kept connection because the server closed it while
+    it idled runs once more on a fresh one; any other connection error reaches the caller (a
+    script that changes state is not repeated blindly). A connection whose reply was not read
     whole (an error, a cancellation mid-call) is disconnected, never reused out of step."""
 
     def __init__(self, redis: Redis, *, keep: int = 8) -> None:
@@ -93,9 +94,30 @@ class HotScripts:
     async def run(
         self, source: str, sha: str, keys: Sequence[str], args: Sequence[str | int]
     ) -> Any:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
+        if self._idle:
+            try:
+                return await self._on(self._idle.pop(), source, sha, keys, args)
+            except RedisConnectionError:
+                # A kept connection that the server closed while it idled (Redis restarted):
+                # the call did not run there; once more, on a fresh connection. (Were a
+                # connection to drop after a script ran, it would run twice: held amounts and
+                # mirrors then over-count, which refuses early, until their keys expire.)
+                pass
+        fresh = await self._pool.get_connection()  # type: ignore[no-untyped-call]
+        return await self._on(fresh, source, sha, keys, args)
+
+    async def _on(
+        self,
+        connection: Any,
+        source: str,
+        sha: str,
+        keys: Sequence[str],
+        args: Sequence[str | int],
+    ) -> Any:
         from redis.exceptions import NoScriptError, ResponseError
 
-        connection = self._idle.pop() if self._idle else await self._pool.get_connection()  # type: ignore[no-untyped-call]
         in_step = False
         try:
             try:

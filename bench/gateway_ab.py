@@ -7,15 +7,16 @@ request, in alternating rounds, so the machine's noise (shared, 2 cores) hits bo
 ``--base`` is another checkout of this repository (e.g. ``git worktree add /tmp/base HEAD~1``);
 its ``src`` is put first on ``PYTHONPATH`` of its server, so both run with this venv's
 dependencies. Each side is a real ``deskpilot serve --workers 1`` (bench/gateway_server.py) on
-a fresh DESKPILOT_HOME with its own Redis database (13 and 12, flushed), behind the same
-loopback upstream. Rounds of 0.5 s go base, this checkout, direct upstream (reversed every
-other round).
+a fresh DESKPILOT_HOME with its own Redis database (12 and 13, flushed), behind the same
+loopback upstream. Rounds of 0.5 s go through both sides and the direct upstream (the order
+reversed every other round), in two phases: the servers are started base first, then again
+new first on swapped Redis databases, so whatever favours one start position cancels out.
 
 Prints one JSON line: per side the median of the rounds' p50 latency, the added latency over
 the direct upstream, requests/s, deskpilot CPU and PostgreSQL CPU per request, and
 ``new_minus_base_ms`` (median of the per-round differences) and ``cpu_ratio_new_vs_base``.
 A checkout against itself (an A/A run) shows the harness's own spread on the 2-core machine:
-up to 0.3 ms and 12% CPU; smaller differences are not measured by it.
+0.06-0.07 ms and 2% CPU (with one phase only, before the swapped second one: 0.3 ms, 12%).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gateway_server import UPSTREAM_KEY, deskpilot_home, upstream_process
-from loadgen import LoadPool
+from loadgen import LoadPool, Target
 from procstat import CpuMeter
 
 from gateway import target  # bench/gateway.py
@@ -52,42 +53,71 @@ def main() -> None:
 
 
 def compare(base: Path, seconds: float, connections: int) -> dict[str, Any]:
+    """Two phases, the servers started in opposite orders (and on swapped Redis databases), so
+    that whatever favours the first or second one started cancels out."""
     sides = {"base": base / "src", "new": HERE / "src"}
-    with contextlib.ExitStack() as stack:
-        port, _ = stack.enter_context(upstream_process())
+    p50s: dict[str, list[float]] = {"base": [], "new": [], "direct": []}
+    rps: dict[str, list[float]] = {name: [] for name in p50s}
+    spent: dict[str, list[float]] = {"base": [0.0, 0.0, 0.0], "new": [0.0, 0.0, 0.0]}
+    rounds = max(2, round(seconds / ROUND_SECONDS / 2))
+    with upstream_process() as (port, _):
         pool = LoadPool(1)
-        targets, groups = {}, {}
-        for db, (name, src) in zip((12, 13), sides.items(), strict=True):
-            os.environ["PYTHONPATH"] = str(src)  # read when its server starts
-            server = stack.enter_context(deskpilot_home(port, f"redis://127.0.0.1:6379/{db}"))
-            stack.enter_context(server.running(1))
-            targets[name] = target(name, server.port, "bench", server.create_tenant())
-            groups[name] = [server.pid]
-            postmaster = server.postmaster_pid()
-            groups[f"{name}_postgres"] = [postmaster] if postmaster else []
-        os.environ.pop("PYTHONPATH", None)
-        targets["direct"] = target("direct", port, "gpt-4o-mini", UPSTREAM_KEY)
-        cpu = CpuMeter(groups)
-        for tgt in targets.values():
-            pool.run(tgt, connections, seconds=1, warmup=0.3)
-        p50s: dict[str, list[float]] = {name: [] for name in targets}
-        rps: dict[str, list[float]] = {name: [] for name in targets}
-        spent: dict[str, list[float]] = {"base": [0.0, 0.0, 0], "new": [0.0, 0.0, 0]}
-        order = list(targets)
-        for n in range(max(4, round(seconds / ROUND_SECONDS))):
-            for name in order if n % 2 == 0 else reversed(order):
-                before = cpu.snapshot()
-                outcome = pool.run(targets[name], connections, seconds=ROUND_SECONDS, warmup=0.1)
-                used = CpuMeter.spent(before, cpu.snapshot())
-                p50s[name].append(statistics.median(outcome.latencies_ns or [0]) / 1e6)
-                rps[name].append(len(outcome.latencies_ns) / ROUND_SECONDS)
-                if name in spent:
-                    spent[name][0] += used[name]
-                    spent[name][1] += used[f"{name}_postgres"]
-                    spent[name][2] += outcome.ok_total
+        for first in ("base", "new"):
+            order = [first, *(name for name in sides if name != first)]
+            with contextlib.ExitStack() as stack:
+                targets: dict[str, Target] = {}
+                groups: dict[str, list[int]] = {}
+                for db, name in zip((12, 13), order, strict=True):
+                    os.environ["PYTHONPATH"] = str(sides[name])  # read when its server starts
+                    server = stack.enter_context(
+                        deskpilot_home(port, f"redis://127.0.0.1:6379/{db}")
+                    )
+                    stack.enter_context(server.running(1))
+                    targets[name] = target(name, server.port, "bench", server.create_tenant())
+                    groups[name] = [server.pid]
+                    postmaster = server.postmaster_pid()
+                    groups[f"{name}_postgres"] = [postmaster] if postmaster else []
+                os.environ.pop("PYTHONPATH", None)
+                targets["direct"] = target("direct", port, "gpt-4o-mini", UPSTREAM_KEY)
+                measure(pool, targets, CpuMeter(groups), connections, rounds, p50s, rps, spent)
+    return summarise(p50s, rps, spent, connections)
+
+
+def measure(
+    pool: LoadPool,
+    targets: dict[str, Target],
+    cpu: CpuMeter,
+    connections: int,
+    rounds: int,
+    p50s: dict[str, list[float]],
+    rps: dict[str, list[float]],
+    spent: dict[str, list[float]],
+) -> None:
+    for tgt in targets.values():
+        pool.run(tgt, connections, seconds=1, warmup=0.3)
+    order = list(targets)
+    for n in range(rounds):
+        for name in order if n % 2 == 0 else reversed(order):
+            before = cpu.snapshot()
+            outcome = pool.run(targets[name], connections, seconds=ROUND_SECONDS, warmup=0.1)
+            used = CpuMeter.spent(before, cpu.snapshot())
+            p50s[name].append(statistics.median(outcome.latencies_ns or [0]) / 1e6)
+            rps[name].append(len(outcome.latencies_ns) / ROUND_SECONDS)
+            if name in spent:
+                spent[name][0] += used[name]
+                spent[name][1] += used[f"{name}_postgres"]
+                spent[name][2] += outcome.ok_total
+
+
+def summarise(
+    p50s: dict[str, list[float]],
+    rps: dict[str, list[float]],
+    spent: dict[str, list[float]],
+    connections: int,
+) -> dict[str, Any]:
     median = {name: statistics.median(values) for name, values in p50s.items()}
     result: dict[str, Any] = {"concurrency": connections, "rounds": len(p50s["new"])}
-    for name in targets:
+    for name in p50s:
         result[f"{name}_p50_ms"] = round(median[name], 3)
         result[f"{name}_rps"] = round(statistics.median(rps[name]), 1)
     for name, (own, postgres, requests) in spent.items():

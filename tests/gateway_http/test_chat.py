@@ -30,7 +30,8 @@ async def events_of(platform: Platform, tenant: TenantFixture) -> list[Any]:
 
 
 async def held(platform: Platform, tenant: TenantFixture) -> dict[str, Decimal]:
-    await platform.gateway.drain()  # holds of answered requests are settled in the background
+    await platform.gateway.drain()
+    await platform.meter.idle()  # holds of answered requests are settled after the commit
     statuses = await platform.tenant(tenant.context).quota_status()
     return {s.dimension.value: s.held for s in statuses}
 

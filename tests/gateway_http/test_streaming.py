@@ -31,6 +31,7 @@ def data_events(text: str) -> list[Any]:
 
 async def wait_for_events(platform: Platform, tenant: TenantFixture, count: int) -> list[Any]:
     await platform.gateway.drain()
+    await platform.meter.idle()
     for _ in range(100):
         events = await events_of(platform, tenant)
         if len(events) >= count:

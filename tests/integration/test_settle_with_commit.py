@@ -4,7 +4,6 @@ nothing left to do. On both quota backends."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -22,6 +21,7 @@ from tests.conftest import TenantFixture
 from tests.integration.test_quotas_support import Quotas, limited, quotas_for, used_of
 
 TPM = Dimension.TOKENS_PER_MINUTE
+SETTLED_50 = {"used": Decimal(50), "held": 0, "state": "ok"}  # 50 tokens used, nothing held
 
 
 @pytest.fixture(params=["postgres", pytest.param("redis", marks=pytest.mark.redis)])
@@ -62,13 +62,9 @@ async def tpm(quotas: Quotas, tenant: TenantContext) -> dict[str, Any]:
     return dict(used_of(await quotas.service.status(tenant=tenant), TPM))
 
 
-async def settled(quotas: Quotas, tenant: TenantContext, used: int) -> dict[str, Any]:
-    """The TPM status once the holds are gone (the hook runs just after the commit)."""
-    for _ in range(200):
-        status = await tpm(quotas, tenant)
-        if status["held"] == 0 and status["used"] == used:
-            return status
-        await asyncio.sleep(0.01)
+async def settled(meter: Meter, quotas: Quotas, tenant: TenantContext) -> dict[str, Any]:
+    """The TPM status once the writer has run the commit's hooks (``Meter.idle``)."""
+    await meter.idle()
     return await tpm(quotas, tenant)
 
 
@@ -85,7 +81,11 @@ async def test_the_final_record_settles_the_holds_with_the_commit(
         assert (await tpm(quotas, tenant))["held"] == 300
         await metered.record(chat("final-1"), final=True)
         assert metered.settled
-        assert (await settled(quotas, tenant, 50))["held"] == 0
+        assert await settled(meter, quotas, tenant) == {
+            "used": Decimal(50),
+            "held": 0,
+            "state": "ok",
+        }
         quotas.service.settle = no_more_calls  # type: ignore[method-assign]
         quotas.service.release = no_more_calls  # type: ignore[method-assign]
     assert await tpm(quotas, tenant) == {"used": Decimal(50), "held": 0, "state": "ok"}
@@ -98,7 +98,7 @@ async def test_a_record_that_is_not_final_keeps_the_holds_until_the_work_ends(
     metered = work(meter, quotas, tenant, "steps-1")
     async with metered:
         await metered.record(chat("steps-1"))
-        await asyncio.sleep(0.1)  # the hook has run: the usage counts, the holds stay
+        await meter.idle()  # the hook has run: the usage counts, the holds stay
         assert await tpm(quotas, tenant) == {"used": Decimal(350), "held": 300, "state": "ok"}
         assert not metered.settled
     assert await tpm(quotas, tenant) == {"used": Decimal(50), "held": 0, "state": "ok"}
@@ -114,7 +114,11 @@ async def test_a_repeated_final_record_still_settles(
     async with metered:
         recorded = await metered.record(chat("again-1"), final=True)
         assert recorded.duplicate
-        assert (await settled(quotas, tenant, 50))["held"] == 0
+        assert await settled(meter, quotas, tenant) == {
+            "used": Decimal(50),
+            "held": 0,
+            "state": "ok",
+        }
 
 
 async def test_only_one_final_record(quotas: Quotas, meter: Meter, tenant_a: TenantFixture) -> None:
@@ -138,3 +142,14 @@ async def test_a_reservation_settles_only_for_its_own_tenant(
     with pytest.raises(TenantScopeError):
         await quotas.service.on_durable(tenant_b.slug, [], [reservation])
     assert (await tpm(quotas, tenant))["held"] == 300
+
+
+async def test_idle_returns_at_once_with_nothing_pending_and_after_the_writer_stopped(
+    quotas: Quotas, tenant_a: TenantFixture
+) -> None:
+    meter = Meter(quotas.resources, PriceTable.load())
+    await meter.idle()  # nothing recorded yet
+    await meter.record(chat("idle-1"), tenant=tenant_a.context)
+    await meter.idle()
+    await meter.close()
+    await meter.idle()

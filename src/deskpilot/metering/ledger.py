@@ -94,6 +94,8 @@ class LedgerWriter:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self.stats = WriterStats()
+        self._submitted = self._finished = 0  # rows; finished: written (or failed), hooks run
+        self._idle_waiters: list[tuple[int, asyncio.Future[None]]] = []
 
     def submit(self, pending: Pending) -> None:
         if self._closed:
@@ -103,6 +105,26 @@ class LedgerWriter:
                 self._run(), name="deskpilot-ledger-writer"
             )
         self._queue.put_nowait(pending)
+        self._submitted += 1
+
+    async def idle(self) -> None:
+        """Return once every row submitted before the call is written (or failed) and the
+        ``on_durable`` hooks of its batch have run (the holds it settled are gone)."""
+        if self._finished >= self._submitted:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._idle_waiters.append((self._submitted, waiter))
+        await waiter
+
+    def _advance(self, rows: int, *, stopped: bool = False) -> None:
+        self._finished += rows
+        waiting, self._idle_waiters = self._idle_waiters, []
+        for target, waiter in waiting:
+            if self._finished >= target or stopped:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                self._idle_waiters.append((target, waiter))
 
     async def close(self) -> None:
         """Write everything already queued, then stop. Later submits raise ``MeterClosed``."""
@@ -127,11 +149,13 @@ class LedgerWriter:
                     log.exception("ledger writer error")
                     for pending in batch:
                         fail(pending, exc)
+                self._advance(len(batch))
         finally:  # normally empty; after a cancellation, nobody may wait forever
             self._closed = True
             while not self._queue.empty():
                 if (item := self._queue.get_nowait()) is not None:
                     fail(item, MeterClosed("usage metering stopped before the event was durable"))
+            self._advance(0, stopped=True)
 
     async def _next_batch(self) -> tuple[list[Pending], bool]:
         """Everything queued (at least one item, at most ``max_batch``); True once the stop

@@ -99,6 +99,10 @@ class Meter:
                 measurements, tenant=tenant, measured_at=datetime.now(UTC)
             )
 
+    async def idle(self) -> None:
+        """Wait until what was recorded so far is durable and its post-commit hooks ran."""
+        await self._writer.idle()
+
     async def close(self) -> None:
         """Flush what is queued and stop the writer; later records raise ``MeterClosed``."""
         await self._writer.close()

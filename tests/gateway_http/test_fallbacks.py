@@ -6,11 +6,13 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from deskpilot.core.context import OperatorContext
 from deskpilot.gateway.limits import DeploymentLimits
+from deskpilot.metering import markup_of
 from deskpilot.platform import Platform
 from tests.conftest import TenantFixture
 from tests.gateway.support import SHORT_TIMEOUT
-from tests.gateway_http.conftest import ALIAS, Harness
+from tests.gateway_http.conftest import ALIAS, Harness, configure
 from tests.gateway_http.test_chat import events_of, held
 from tests.upstream.server import Behaviour, Hang, Ok, RateLimited, Reset, ServerError
 
@@ -149,3 +151,36 @@ async def test_a_deployment_at_its_own_rpm_is_skipped_without_a_call(
         gw.gateway.breakers.for_deployment(gw.gateway.catalogue.deployments[ALIAS][0]).state
         == "closed"
     )
+
+
+async def test_the_spend_reserved_covers_the_dearest_deployment_of_the_chain(
+    client: httpx.AsyncClient,
+    platform: Platform,
+    operator: OperatorContext,
+    gw: Harness,
+    tenant_a: TenantFixture,
+) -> None:
+    """primary (gpt-4o-mini) could answer within the budget, its fallback (gpt-4o) could not:
+    the request is refused before any call, as the fallback might be the one that answers."""
+    with_backup(gw)
+    markup = markup_of(tenant_a.context.section("billing"))
+    prices = platform.meter.prices
+    cheap = prices.estimate(
+        "openai", "gpt-4o-mini", input_tokens=500, output_tokens=1000, markup_percent=markup
+    )
+    dear = prices.estimate(
+        "openai", "gpt-4o", input_tokens=0, output_tokens=1000, markup_percent=markup
+    )
+    assert cheap < dear / 2
+    budget = str(dear / 2)
+    tenant = await configure(platform, operator, tenant_a, {"quotas": {"spend_per_period": budget}})
+    body = {"messages": MESSAGES, "max_tokens": 1000}
+    refused = await client.post(PATH, json=body, headers=tenant.headers)
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["error"]["quota"] == "spend_per_period"
+    assert gw.requests_to() == []
+
+    gw.deploy({ALIAS: [gw.deployment("primary")]}, default_alias=ALIAS)  # no dearer fallback
+    answered = await client.post(PATH, json=body, headers=tenant.headers)
+    assert answered.status_code == 200, answered.text
+    assert all(v == 0 for v in (await held(platform, tenant)).values())

@@ -363,19 +363,26 @@ class Gateway:
         *,
         embedding: bool = False,
     ) -> dict[Dimension, Decimal | int]:
-        """One request, its tokens at most, and their estimated billed cost at the first
-        deployment's price (zero when the tenant's own key pays, or the model is unpriced)."""
-        first = route.chain[0]
-        spend = Decimal(0)
-        if first.name not in route.own_key:
-            spend = self.prices.estimate(
-                first.provider,
-                first.model,
-                input_tokens=prompt_tokens,
-                output_tokens=output_tokens,
-                markup_percent=markup_of(tenant.section("billing")),
-                embedding=embedding,
-            )
+        """One request, its tokens at most, and their estimated billed cost at the price of the
+        dearest deployment the chain may fall back to (zero where the tenant's own key pays,
+        or the model is unpriced), so that a fallback to a dearer model stays within what was
+        reserved before the call."""
+        markup = markup_of(tenant.section("billing"))
+        spend = max(
+            (
+                self.prices.estimate(
+                    deployment.provider,
+                    deployment.model,
+                    input_tokens=prompt_tokens,
+                    output_tokens=output_tokens,
+                    markup_percent=markup,
+                    embedding=embedding,
+                )
+                for deployment in route.chain
+                if deployment.name not in route.own_key
+            ),
+            default=Decimal(0),
+        )
         total = prompt_tokens + output_tokens
         return {
             Dimension.REQUESTS_PER_MINUTE: 1,

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
+from types import SimpleNamespace
 
 import pytest
 from redis.asyncio import Redis
 
+from deskpilot.core.context import TenantContext
+from deskpilot.core.redis import purge_tenant_keys, tenant_pattern
 from deskpilot.gateway import Deployment, ErrorKind, ProviderError
 from deskpilot.gateway.limits import KEY_PREFIX, DeploymentLimits, Limits, RedisDeploymentLimits
 from tests.gateway.support import ManualClock
@@ -99,4 +102,35 @@ async def test_an_unreachable_redis_admits() -> None:
     try:
         await RedisDeploymentLimits(client).admit(deployment(rpm=1))
     finally:
+        await client.aclose()
+
+
+@pytest.mark.redis
+async def test_a_tenants_own_key_counts_are_the_tenants(redis_url: str) -> None:
+    """Counted under the tenant's key prefix (its Cluster slot), apart from the operator's
+    counts of the same deployment, and gone with the tenant's keys."""
+    tenant = TenantContext(
+        tenant_id=f"own-{uuid.uuid4().hex[:8]}",
+        tier="enterprise",
+        config={},
+        principal="test",
+        scopes=frozenset(),
+    )
+    client: Redis = Redis.from_url(redis_url)
+    try:
+        limits = RedisDeploymentLimits(client, clock=ManualClock(now=600.0))
+        limited = deployment(rpm=1)
+        await limits.admit(limited, owner=tenant)
+        await limits.admit(limited)  # the operator's count of the same deployment is apart
+        with pytest.raises(ProviderError):
+            await limits.admit(limited, owner=tenant)
+        own = [key async for key in client.scan_iter(match=tenant_pattern(tenant))]
+        assert [k.decode().split(":")[2] for k in own] == ["gateway-limits"]
+        resources = SimpleNamespace(redis=client)
+        await purge_tenant_keys(resources, tenant=tenant)  # type: ignore[arg-type]
+        assert [key async for key in client.scan_iter(match=tenant_pattern(tenant))] == []
+        await limits.admit(limited, owner=tenant)  # a fresh count after the purge
+    finally:
+        async for key in client.scan_iter(match=f"{KEY_PREFIX}:*"):
+            await client.delete(key)
         await client.aclose()

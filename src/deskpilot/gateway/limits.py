@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from deskpilot.core.context import TenantContext
+from deskpilot.core.redis import tenant_key
 from deskpilot.gateway.errors import ErrorKind, ProviderError
 from deskpilot.gateway.schemas import Deployment
 
@@ -30,13 +32,21 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
-KEY_PREFIX = "dp:platform:gateway-limits"  # platform keys: no tenant hash tag, never a tenant's
+KEY_PREFIX = "dp:platform:gateway-limits"  # operator keys' counts: no tenant's
+TENANT_STORE = "gateway-limits"  # a tenant's own keys' counts: dp:{tenant}:gateway-limits:...
 
 
 class Limits(Protocol):
-    async def admit(self, deployment: Deployment) -> None: ...
+    """``owner``: the tenant whose own provider key the deployment runs on (its counts are
+    that tenant's: in Redis under its key prefix, purged with it); None for operator keys."""
 
-    async def spent(self, deployment: Deployment, tokens: int) -> None: ...
+    async def admit(
+        self, deployment: Deployment, *, owner: TenantContext | None = None
+    ) -> None: ...
+
+    async def spent(
+        self, deployment: Deployment, tokens: int, *, owner: TenantContext | None = None
+    ) -> None: ...
 
 
 def _limited(deployment: Deployment) -> bool:
@@ -67,9 +77,9 @@ class DeploymentLimits:
         self._max_entries = max_entries
         self._minutes: dict[str, _Minute] = {}
 
-    def _current(self, deployment: Deployment) -> _Minute:
+    def _current(self, deployment: Deployment, owner: TenantContext | None) -> _Minute:
         start = self._clock() // 60 * 60
-        key = deployment.identity()
+        key = f"{owner.tenant_id if owner else ''}/{deployment.identity()}"
         minute = self._minutes.get(key)
         if minute is None or minute.start != start:
             if minute is None and len(self._minutes) >= self._max_entries:
@@ -77,11 +87,11 @@ class DeploymentLimits:
             minute = self._minutes[key] = _Minute(start)
         return minute
 
-    async def admit(self, deployment: Deployment) -> None:
+    async def admit(self, deployment: Deployment, *, owner: TenantContext | None = None) -> None:
         """Count one request, or raise a rate-limited ``ProviderError`` (no call was made)."""
         if not _limited(deployment):
             return
-        minute = self._current(deployment)
+        minute = self._current(deployment, owner)
         if deployment.rpm is not None and minute.requests >= deployment.rpm:
             limit = f"its rpm limit ({deployment.rpm})"
             raise _refusal(deployment, limit, minute.start, self._clock())
@@ -90,9 +100,11 @@ class DeploymentLimits:
             raise _refusal(deployment, limit, minute.start, self._clock())
         minute.requests += 1
 
-    async def spent(self, deployment: Deployment, tokens: int) -> None:
+    async def spent(
+        self, deployment: Deployment, tokens: int, *, owner: TenantContext | None = None
+    ) -> None:
         if deployment.tpm is not None:
-            self._current(deployment).tokens += tokens
+            self._current(deployment, owner).tokens += tokens
 
 
 # KEYS: requests, tokens of this minute. ARGV: rpm (0: none), tpm (0: none), ttl ms.
@@ -125,14 +137,21 @@ class RedisDeploymentLimits:
         self._admit = redis.register_script(_ADMIT)
         self._spent = redis.register_script(_SPENT)
 
-    def _keys(self, deployment: Deployment, minute_start: float) -> list[str]:
+    def _keys(
+        self, deployment: Deployment, minute_start: float, owner: TenantContext | None
+    ) -> list[str]:
         # identity() holds a digest of the key: a tenant's own key counts apart from the
-        # operator's (its own account), and no key ever appears in Redis.
+        # operator's (its own account), and no key ever appears in Redis. A tenant's own key's
+        # counts are the tenant's: under its prefix (its Redis Cluster slot, purged with it).
         digest = hashlib.sha256(deployment.identity().encode()).hexdigest()[:24]
-        base = f"{KEY_PREFIX}:{digest}:{int(minute_start)}"
+        minute = str(int(minute_start))
+        if owner is None:
+            base = f"{KEY_PREFIX}:{digest}:{minute}"
+        else:
+            base = tenant_key(TENANT_STORE, digest, minute, tenant=owner)
         return [f"{base}:requests", f"{base}:tokens"]
 
-    async def admit(self, deployment: Deployment) -> None:
+    async def admit(self, deployment: Deployment, *, owner: TenantContext | None = None) -> None:
         if not _limited(deployment):
             return
         now = self._clock()
@@ -140,7 +159,7 @@ class RedisDeploymentLimits:
         try:
             verdict = int(
                 await self._admit(
-                    keys=self._keys(deployment, start),
+                    keys=self._keys(deployment, start, owner),
                     args=[deployment.rpm or 0, deployment.tpm or 0, _TTL_MS],
                 )
             )
@@ -154,12 +173,15 @@ class RedisDeploymentLimits:
         if verdict == 2:
             raise _refusal(deployment, f"its tpm limit ({deployment.tpm})", start, now)
 
-    async def spent(self, deployment: Deployment, tokens: int) -> None:
+    async def spent(
+        self, deployment: Deployment, tokens: int, *, owner: TenantContext | None = None
+    ) -> None:
         if deployment.tpm is None or tokens <= 0:
             return
         start = self._clock() // 60 * 60
         try:
-            await self._spent(keys=self._keys(deployment, start)[1:], args=[tokens, _TTL_MS])
+            keys = self._keys(deployment, start, owner)[1:]
+            await self._spent(keys=keys, args=[tokens, _TTL_MS])
         except Exception:
             log.warning(
                 "deployment limits unavailable; tokens not counted",

@@ -202,6 +202,7 @@ class Gateway:
         work = self._metered(tenant=tenant, request_id=rid, reserve=prepared.reserve)
         async with self._holding(work):
             found = await self._first_success(
+                tenant,
                 prepared.route,
                 lambda d: call_with_retries(
                     self.providers.for_deployment(d),
@@ -217,6 +218,7 @@ class Gateway:
                 usage = _counted_chat(result.body, prepared.prompt_tokens, found.deployment)
             recorded = await work.record(
                 self._event(
+                    tenant,
                     rid,
                     "chat",
                     prepared.route,
@@ -246,6 +248,7 @@ class Gateway:
         await work.__aenter__()
         try:
             found = await self._first_success(
+                tenant,
                 prepared.route,
                 lambda d: open_stream(
                     self.providers.for_deployment(d),
@@ -262,7 +265,14 @@ class Gateway:
         meter = StreamMeter(
             record=lambda usage, outcome: work.record(
                 self._event(
-                    rid, "chat", prepared.route, deployment, usage, started, outcome=outcome
+                    tenant,
+                    rid,
+                    "chat",
+                    prepared.route,
+                    deployment,
+                    usage,
+                    started,
+                    outcome=outcome,
                 ),
                 final=True,
             ),
@@ -294,6 +304,7 @@ class Gateway:
         work = self._metered(tenant=tenant, request_id=rid, reserve=reserve)
         async with self._holding(work):
             found = await self._first_success(
+                tenant,
                 route,
                 lambda d: embed_with_retries(
                     self.providers.for_deployment(d),
@@ -307,7 +318,8 @@ class Gateway:
             if not usage.from_provider:
                 usage = Usage(prompt_tokens=counted, from_provider=False)
             recorded = await work.record(
-                self._event(rid, "embed", route, found.deployment, usage, started), final=True
+                self._event(tenant, rid, "embed", route, found.deployment, usage, started),
+                final=True,
             )
         return self._served(found, route, usage, recorded, work)
 
@@ -392,10 +404,14 @@ class Gateway:
         }
 
     async def _first_success(
-        self, route: Route, attempt: Callable[[Deployment], Awaitable[Any]]
+        self,
+        tenant: TenantContext,
+        route: Route,
+        attempt: Callable[[Deployment], Awaitable[Any]],
     ) -> FallbackSuccess[Any]:
         async def admitted(deployment: Deployment) -> Any:
-            await self.limits.admit(deployment)  # over its own rpm/tpm: skipped, not called
+            # over its own rpm/tpm: skipped, not called
+            await self.limits.admit(deployment, owner=_owner(tenant, route, deployment))
             return await attempt(deployment)
 
         try:
@@ -410,6 +426,7 @@ class Gateway:
 
     def _event(
         self,
+        tenant: TenantContext,
         request_id: str,
         operation: str,
         route: Route,
@@ -420,7 +437,8 @@ class Gateway:
         outcome: str = "ok",
     ) -> UsageEvent:
         if deployment.tpm is not None:  # the deployment's own token budget of this minute
-            self.spawn(self.limits.spent(deployment, usage.total_tokens))
+            owner = _owner(tenant, route, deployment)
+            self.spawn(self.limits.spent(deployment, usage.total_tokens, owner=owner))
         input_tokens, cached = split_cached(usage.prompt_tokens, usage.cached_tokens)
         return UsageEvent(
             component=COMPONENT,
@@ -478,3 +496,8 @@ def _counted_chat(body: Mapping[str, Any], prompt_tokens: int, deployment: Deplo
     text = completion_text(body.get("choices"))
     completion = tokens.count_text(text, provider=deployment.provider, model=deployment.model)
     return Usage(prompt_tokens=prompt_tokens, completion_tokens=completion, from_provider=False)
+
+
+def _owner(tenant: TenantContext, route: Route, deployment: Deployment) -> TenantContext | None:
+    """The tenant whose own provider key (and account) ``deployment`` runs on, if any."""
+    return tenant if deployment.name in route.own_key else None

@@ -131,6 +131,9 @@ async def test_generated_names_take_the_first_free_ordinal(deployments: Deployme
     ("overrides", "path"),
     [
         ({"api_base": "ftp://example.com"}, "api_base"),
+        ({"api_base": f"https://user:{OPERATOR_KEY}@example.com/v1"}, "api_base"),
+        ({"api_base": f"https://{OPERATOR_KEY}@example.com/v1"}, "api_base"),
+        ({"api_base": f"https://example.com/v1?key={OPERATOR_KEY}"}, "api_base"),
         ({"provider": "cohere"}, "provider"),
         ({"rpm": 0}, "rpm"),
         ({"read_timeout": -1}, "read_timeout"),
@@ -165,7 +168,11 @@ async def test_names_are_unique_across_the_store_and_the_file(
     with pytest.raises(Conflict, match="already exists"):
         await deployments.create(name=taken.name)
 
-    in_file = Deployment(name=unique("filed"), model="gpt-4o", api_base="https://x.example/v1")
+    in_file = Deployment(
+        name=unique("filed"),
+        model="gpt-4o",
+        api_base=f"https://svc:{OPERATOR_KEY}@x.example/v1?api-key={OPERATOR_KEY}&region=eu",
+    )
     config = GatewayConfig(deployments=MappingProxyType({"file-alias": (in_file,)}))
     store = platform.gateway_store
     store.use_file_deployments(lambda: config)
@@ -175,6 +182,9 @@ async def test_names_are_unique_across_the_store_and_the_file(
             await deployments.create(name=in_file.name)
         listed = {v.name: v for v in await admin.list()}
         assert listed[in_file.name].source == "file"
+        # the file may hold a credential in a base; it is never shown
+        assert listed[in_file.name].api_base == "https://***@x.example/v1?api-key=***&region=***"
+        assert OPERATOR_KEY not in json.dumps([v.model_dump(mode="json") for v in listed.values()])
         assert listed[in_file.name].alias == "file-alias"
         assert listed[taken.name].source == "api"
         assert (await admin.get(in_file.name)).source == "file"

@@ -4,6 +4,7 @@ items). Bodies stay the provider's OpenAI-shaped JSON: the gateway passes them t
 from __future__ import annotations
 
 import hashlib
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -169,3 +170,26 @@ class StreamEnd:
 
 
 StreamItem = StreamChunk | StreamEnd
+
+
+def url_credentials(url: str) -> str | None:
+    """What in ``url`` may be a credential (user info, a query string), or None."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" in parts.netloc:
+        return "user info"
+    if parts.query:
+        return "a query string"
+    return None
+
+
+def redacted_url(url: str) -> str:
+    """``url`` as shown to operators: user info and every query value replaced by ``***``
+    (a token may sit in either; the deployments file may hold such a base)."""
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = "&".join(
+        f"{name}=***" for name, _ in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

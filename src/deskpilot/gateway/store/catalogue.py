@@ -19,7 +19,7 @@ from deskpilot.core.db import Database
 from deskpilot.core.errors import SecretUnreadable
 from deskpilot.core.secrets import SecretBox, binding
 from deskpilot.gateway.config_litellm import DeploymentPrice
-from deskpilot.gateway.schemas import Deployment
+from deskpilot.gateway.schemas import Deployment, redacted_url
 from deskpilot.gateway.store import repository as repo
 from deskpilot.gateway.store.models import DeploymentRow
 from deskpilot.gateway.store.schemas import DeploymentView, PriceView
@@ -97,7 +97,7 @@ def file_view(entry: CatalogueRow) -> DeploymentView:
         source="file",
         provider=deployment.provider,
         model=deployment.model,
-        api_base=deployment.api_base,
+        api_base=deployment.api_base and redacted_url(deployment.api_base),
         key_family=deployment.key_family,
         family=deployment.family,
         has_api_key=deployment.api_key is not None,
@@ -129,7 +129,7 @@ def row_view(row: DeploymentRow, box: SecretBox) -> DeploymentView:
         source="api",
         provider=row.provider,
         model=row.model,
-        api_base=row.api_base,
+        api_base=redacted_url(row.api_base),
         key_family=row.key_family,
         family=row.key_family or row.provider,
         has_api_key=row.api_key_ciphertext is not None,

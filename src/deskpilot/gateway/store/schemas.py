@@ -16,11 +16,19 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from deskpilot.core.errors import FieldError, ValidationFailed
 from deskpilot.gateway.config_litellm import Findings, parse_entry
-from deskpilot.gateway.schemas import LITELLM_PROVIDER
+from deskpilot.gateway.schemas import LITELLM_PROVIDER, url_credentials
 
 FAMILY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _NAME_RE = re.compile(r"^[^\s/\x00-\x1f\x7f]{1,128}$")
@@ -69,6 +77,18 @@ class PriceIn(_Strict):
     output: PerMillion
 
 
+def _plain_base(value: str | None) -> str | None:
+    """A stored ``api_base`` is kept in plain text (keys and headers are encrypted), so it may
+    carry no credential."""
+    found = None if value is None else url_credentials(value)
+    if found is not None:
+        raise ValueError(
+            f"must not carry {found} (stored unencrypted): send the key as api_key and other "
+            "secrets as extra_headers"
+        )
+    return value
+
+
 class DeploymentCreate(_Strict):
     """A deployment to store. LiteLLM's ``model_list`` entry shape (``model_name``,
     ``litellm_params``, ``model_info``) is accepted too and read as the deployments file reads
@@ -102,6 +122,11 @@ class DeploymentCreate(_Strict):
             return from_litellm_entry(data)
         return data
 
+    @field_validator("api_base")
+    @classmethod
+    def _no_credentials(cls, value: str | None) -> str | None:
+        return _plain_base(value)
+
 
 class DeploymentUpdate(_Strict):
     """Fields to change (absent: unchanged). ``null`` removes ``api_key``, ``key_family``,
@@ -121,6 +146,11 @@ class DeploymentUpdate(_Strict):
     tpm: int | None = None
     extra_headers: dict[str, SecretStr] | None = None
     price: PriceIn | None = None
+
+    @field_validator("api_base")
+    @classmethod
+    def _no_credentials(cls, value: str | None) -> str | None:
+        return _plain_base(value)
 
 
 class PriceView(_Frozen):

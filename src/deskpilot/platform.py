@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -30,7 +29,7 @@ from deskpilot.core.invalidation import InvalidationBus, RedisInvalidationBus
 from deskpilot.core.migrate import current_revision, head_revision, migrate
 from deskpilot.core.redis import open_redis
 from deskpilot.core.resources import PurgeStep, Resources
-from deskpilot.core.secrets import RotationReport, SecretBox
+from deskpilot.core.secrets import RotationReport, SecretBox, private_file_once
 from deskpilot.core.settings import Settings
 from deskpilot.gateway import (
     BUILTIN_PROVIDERS,
@@ -70,13 +69,8 @@ def operator_token(settings: Settings) -> str:
     """``DESKPILOT_ADMIN_TOKEN``, or one generated once into ``DESKPILOT_HOME/admin-token``."""
     if settings.admin_token is not None:
         return settings.admin_token.get_secret_value()
-    path = settings.admin_token_file
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(new_operator_token() + "\n")
-    return path.read_text().strip()
+    # race-free: processes starting together on a new home all read the one token written
+    return private_file_once(settings.admin_token_file, new_operator_token).strip()
 
 
 MAINTENANCE_SECONDS = 6 * 3600

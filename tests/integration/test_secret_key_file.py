@@ -65,3 +65,27 @@ def test_without_the_setting_the_file_is_the_key(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     box = SecretBox.from_settings(settings)
     assert box.key_id == key_id(parse_master_key(settings.secret_key_file.read_text()))
+
+
+def _operator_token_in(home: str) -> str:
+    from deskpilot.core.settings import Settings
+    from deskpilot.platform import operator_token
+
+    return operator_token(Settings.model_validate({"DESKPILOT_HOME": home}))
+
+
+def test_processes_starting_together_agree_on_one_operator_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without DESKPILOT_ADMIN_TOKEN the token is generated once into the home, the same way
+    as the key: no process ever reads a half-written (empty) token."""
+    monkeypatch.delenv("DESKPILOT_ADMIN_TOKEN", raising=False)
+    home = str(tmp_path / "home")
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=4, mp_context=spawn) as pool:
+        tokens = list(pool.map(_operator_token_in, [home] * 8))
+    assert len(set(tokens)) == 1
+    assert tokens[0].startswith("dpo_")
+    path = tmp_path / "home" / "admin-token"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in path.parent.iterdir()] == ["admin-token"]

@@ -26,7 +26,7 @@ import hashlib
 import json
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -138,29 +138,34 @@ class SecretBox:
         return self.encrypt(self.decrypt(ciphertext, bound_to=bound_to), bound_to=bound_to)
 
 
-def key_file(path: Path) -> bytes:
-    """The master key in ``path``, generated there first if missing.
+def private_file_once(path: Path, make: Callable[[], str]) -> str:
+    """The text of ``path``, written first from ``make()`` if the file is missing.
 
-    The new key is written completely to a private temporary file (O_EXCL, mode 0600) and then
+    The text is written completely to a private temporary file (O_EXCL, mode 0600) and then
     hard-linked into place, which fails if the file exists: processes starting together all end
-    up with the one key that was linked first, and none ever reads a half-written file.
-    """
+    up with the one file that was linked first, and none ever reads a half-written file."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             with os.fdopen(fd, "w") as handle:
-                handle.write(new_master_key() + "\n")
+                handle.write(make() + "\n")
                 handle.flush()
                 os.fsync(handle.fileno())
             os.link(temporary, path)
         except FileExistsError:
-            pass  # another process linked its key first: that one is the key
+            pass  # another process linked its file first: that one is the file
         finally:
             temporary.unlink(missing_ok=True)
+    return path.read_text()
+
+
+def key_file(path: Path) -> bytes:
+    """The master key in ``path``, generated there first if missing (``private_file_once``)."""
+    text = private_file_once(path, new_master_key)
     try:
-        return parse_master_key(path.read_text())
+        return parse_master_key(text)
     except ValueError as exc:
         raise SetupError(
             f"{path} does not hold a usable secret key ({exc}). Restore it from your backup, or "

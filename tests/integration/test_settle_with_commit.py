@@ -4,6 +4,7 @@ nothing left to do. On both quota backends."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -153,3 +154,20 @@ async def test_idle_returns_at_once_with_nothing_pending_and_after_the_writer_st
     await meter.idle()
     await meter.close()
     await meter.idle()
+
+
+async def test_a_batch_settles_every_reservation_it_finishes(
+    quotas: Quotas, meter: Meter, tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    """Many works of two tenants end together: one writer batch, every hold gone after it."""
+    tenants = [limited(t.context, tokens_per_minute=100_000) for t in (tenant_a, tenant_b)]
+
+    async def one(n: int) -> None:
+        tenant = tenants[n % 2]
+        async with work(meter, quotas, tenant, f"many-{n}") as metered:
+            await metered.record(chat(f"many-{n}"), final=True)
+
+    await asyncio.gather(*(one(n) for n in range(40)))
+    await meter.idle()
+    for tenant in tenants:
+        assert await tpm(quotas, tenant) == {"used": Decimal(20 * 50), "held": 0, "state": "ok"}

@@ -153,15 +153,14 @@ class PostgresQuotaBackend:
         self, tenant_id: str, increments: Increments, settled: Sequence[Reservation] = ()
     ) -> None:
         """The counters need nothing (this backend reads quota_counters directly); the settled
-        reservations are deleted, in one transaction."""
+        reservations are deleted, in one statement."""
         if not settled:
             return
         tenant = hook_tenant(tenant_id)
         async with self._db.tenant_session(tenant=tenant) as session:
             await lease_durability(session)
-            repo = ReservationRepo(session)
-            for reservation in settled:
-                await repo.remove(reservation.reservation_id, tenant=tenant)
+            ids = [reservation.reservation_id for reservation in settled]
+            await ReservationRepo(session).remove_many(ids, tenant=tenant)
 
     async def gauge_replaced(self, *, tenant: TenantContext, dimension: Dimension) -> None:
         """Nothing to do: this backend reads quota_counters directly."""

@@ -187,6 +187,16 @@ class ReservationRepo(TenantRepository[QuotaReservationRow]):
     async def remove(self, reservation_id: str, *, tenant: TenantContext) -> int:
         return await self.delete_where(tenant=tenant, reservation_id=reservation_id)
 
+    async def remove_many(self, reservation_ids: Sequence[str], *, tenant: TenantContext) -> int:
+        """Delete these reservations (their hold rows) in one statement."""
+        stmt = (
+            delete(QuotaReservationRow)
+            .where(QuotaReservationRow.tenant_id == self._check(tenant))
+            .where(QuotaReservationRow.reservation_id.in_(reservation_ids))
+        )
+        result = await self.session.execute(stmt)
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
     async def extend(
         self, reservation_id: str, expires_at: datetime, *, tenant: TenantContext, now: datetime
     ) -> bool:

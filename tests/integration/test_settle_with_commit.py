@@ -149,11 +149,12 @@ async def test_idle_returns_at_once_with_nothing_pending_and_after_the_writer_st
     quotas: Quotas, tenant_a: TenantFixture
 ) -> None:
     meter = Meter(quotas.resources, PriceTable.load())
-    await meter.idle()  # nothing recorded yet
+    # (a generous bound turns a hang into a failure; it is no timing assertion)
+    await asyncio.wait_for(meter.idle(), 30)  # nothing recorded yet
     await meter.record(chat("idle-1"), tenant=tenant_a.context)
-    await meter.idle()
+    await asyncio.wait_for(meter.idle(), 30)
     await meter.close()
-    await meter.idle()
+    await asyncio.wait_for(meter.idle(), 30)
 
 
 async def test_a_batch_settles_every_reservation_it_finishes(

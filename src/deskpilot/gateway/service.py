@@ -202,15 +202,7 @@ class Gateway:
         work = self._metered(tenant=tenant, request_id=rid, reserve=prepared.reserve)
         async with self._holding(work):
             found = await self._first_success(
-                tenant,
-                prepared.route,
-                lambda d: call_with_retries(
-                    self.providers.for_deployment(d),
-                    d,
-                    request.body,
-                    policy=self.policy,
-                    breaker=self.breakers.for_deployment(d),
-                ),
+                tenant, prepared.route, call_with_retries, request.body
             )
             result = found.value
             usage = result.usage
@@ -247,17 +239,7 @@ class Gateway:
         )
         await work.__aenter__()
         try:
-            found = await self._first_success(
-                tenant,
-                prepared.route,
-                lambda d: open_stream(
-                    self.providers.for_deployment(d),
-                    d,
-                    request.body,
-                    policy=self.policy,
-                    breaker=self.breakers.for_deployment(d),
-                ),
-            )
+            found = await self._first_success(tenant, prepared.route, open_stream, request.body)
         except BaseException as exc:
             await work.__aexit__(type(exc), exc, exc.__traceback__)
             raise
@@ -303,17 +285,7 @@ class Gateway:
         rid = request_id or secrets.token_hex(16)
         work = self._metered(tenant=tenant, request_id=rid, reserve=reserve)
         async with self._holding(work):
-            found = await self._first_success(
-                tenant,
-                route,
-                lambda d: embed_with_retries(
-                    self.providers.for_deployment(d),
-                    d,
-                    request.body,
-                    policy=self.policy,
-                    breaker=self.breakers.for_deployment(d),
-                ),
-            )
+            found = await self._first_success(tenant, route, embed_with_retries, request.body)
             usage = found.value.usage
             if not usage.from_provider:
                 usage = Usage(prompt_tokens=counted, from_provider=False)
@@ -407,12 +379,23 @@ class Gateway:
         self,
         tenant: TenantContext,
         route: Route,
-        attempt: Callable[[Deployment], Awaitable[Any]],
+        call: Callable[..., Awaitable[Any]],
+        body: Mapping[str, Any],
     ) -> FallbackSuccess[Any]:
+        """``call`` (``call_with_retries``, ``open_stream`` or ``embed_with_retries``) on each
+        deployment of the chain, with its provider, retry policy and breaker, until one
+        answers."""
+
         async def admitted(deployment: Deployment) -> Any:
             # over its own rpm/tpm: skipped, not called
             await self.limits.admit(deployment, owner=_owner(tenant, route, deployment))
-            return await attempt(deployment)
+            return await call(
+                self.providers.for_deployment(deployment),
+                deployment,
+                body,
+                policy=self.policy,
+                breaker=self.breakers.for_deployment(deployment),
+            )
 
         try:
             return await first_success(route.chain, admitted, breakers=self.breakers)
@@ -451,7 +434,7 @@ class Gateway:
             cached_tokens=cached,
             output_tokens=usage.completion_tokens,
             # The tenant's own key: the provider bills the tenant directly.
-            provider_cost=Decimal(0) if deployment.name in route.own_key else None,
+            provider_cost=Decimal(0) if _owner(tenant, route, deployment) else None,
             latency_ms=Decimal(round((time.perf_counter() - started) * 1000, 3)),
             outcome=Outcome(outcome),
         )

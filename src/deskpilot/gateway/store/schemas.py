@@ -77,19 +77,23 @@ class PriceIn(_Strict):
     output: PerMillion
 
 
-def _plain_base(value: str | None) -> str | None:
-    """A stored ``api_base`` is kept in plain text (keys and headers are encrypted), so it may
-    carry no credential."""
-    found = None if value is None else url_credentials(value)
-    if found is not None:
-        raise ValueError(
-            f"must not carry {found} (stored unencrypted): send the key as api_key and other "
-            "secrets as extra_headers"
-        )
-    return value
+class _Stored(_Strict):
+    """What create and update share: a stored ``api_base`` is kept in plain text (keys and
+    headers are encrypted), so it may carry no credential."""
+
+    @field_validator("api_base", check_fields=False)
+    @classmethod
+    def _no_credentials(cls, value: str | None) -> str | None:
+        found = None if value is None else url_credentials(value)
+        if found is not None:
+            raise ValueError(
+                f"must not carry {found} (stored unencrypted): send the key as api_key and "
+                "other secrets as extra_headers"
+            )
+        return value
 
 
-class DeploymentCreate(_Strict):
+class DeploymentCreate(_Stored):
     """A deployment to store. LiteLLM's ``model_list`` entry shape (``model_name``,
     ``litellm_params``, ``model_info``) is accepted too and read as the deployments file reads
     it, except that ``os.environ/NAME`` references are refused: send the value itself."""
@@ -122,13 +126,8 @@ class DeploymentCreate(_Strict):
             return from_litellm_entry(data)
         return data
 
-    @field_validator("api_base")
-    @classmethod
-    def _no_credentials(cls, value: str | None) -> str | None:
-        return _plain_base(value)
 
-
-class DeploymentUpdate(_Strict):
+class DeploymentUpdate(_Stored):
     """Fields to change (absent: unchanged). ``null`` removes ``api_key``, ``key_family``,
     ``max_retries``, ``rpm``, ``tpm``, ``extra_headers`` or ``price``; ``extra_headers`` and
     ``price`` are replaced whole. The name cannot change (delete and add instead)."""
@@ -146,11 +145,6 @@ class DeploymentUpdate(_Strict):
     tpm: int | None = None
     extra_headers: dict[str, SecretStr] | None = None
     price: PriceIn | None = None
-
-    @field_validator("api_base")
-    @classmethod
-    def _no_credentials(cls, value: str | None) -> str | None:
-        return _plain_base(value)
 
 
 class PriceView(_Frozen):

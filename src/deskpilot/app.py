@@ -25,6 +25,7 @@ from deskpilot.gateway import api as gateway_api
 from deskpilot.gateway.store.api import admin_deployments, tenant_provider_keys
 from deskpilot.metering.api import admin_usage, tenant_usage
 from deskpilot.platform import Platform
+from deskpilot.rag.api import router as rag_router
 from deskpilot.tenancy.api import admin, tenant_api
 
 READY_TIMEOUT = 2.0
@@ -68,6 +69,7 @@ def create_app(
     app.include_router(tenant_usage)
     app.include_router(admin_deployments)
     app.include_router(tenant_provider_keys)
+    app.include_router(rag_router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -50,6 +50,13 @@ from deskpilot.gateway import (
 from deskpilot.metered import MeteredWork
 from deskpilot.metering import Meter, MeteringAdmin, PriceTable, UsageHandle, ensure_partitions
 from deskpilot.quotas import Dimension, QuotaService, QuotaStatus, quota_backend
+from deskpilot.rag import (
+    JobWorker,
+    KnowledgeHandle,
+    LocalEmbedder,
+    RagRuntime,
+    unscoped_resume_dense_indexes,
+)
 from deskpilot.storage_measurement import Measurement, measure_storage
 from deskpilot.tenancy import (
     ConfigHandle,
@@ -119,7 +126,17 @@ class Platform:
         self.gateway_store.use_file_deployments(lambda: self._gateway_config)
         self.gateway_store.use_known_families(lambda: self.gateway.catalogue.families())
         self.gateway_store.on_deployments_change(self._deployments_changed)
+        embed_threads = settings.rag_embed_threads
+        self.rag = RagRuntime(
+            resources,
+            lambda: LocalEmbedder.shared(threads=embed_threads),
+            self._own_gateway,
+            self.metered,
+            self.quotas,
+            context_for=self._context_for,
+        )
         self._maintenance: asyncio.Task[None] | None = None
+        self._workers: list[asyncio.Task[None]] = []
 
     @classmethod
     async def open(
@@ -172,6 +189,10 @@ class Platform:
         platform._maintenance = asyncio.create_task(
             platform._maintain(), name="deskpilot-maintenance"
         )
+        platform._workers = [
+            asyncio.create_task(JobWorker(platform.rag).run_forever(), name=f"rag-jobs-{n}")
+            for n in range(settings.rag_job_workers if current else 0)
+        ]
         return platform
 
     async def _maintain(self) -> None:
@@ -185,14 +206,16 @@ class Platform:
                 await ensure_partitions(self.resources.db, datetime.now(UTC))
                 await self.quotas.unscoped_purge_expired()
                 await self.measure_storage()
+                await unscoped_resume_dense_indexes(self.rag)
             except Exception:
                 log.exception("maintenance failed; retrying at the next interval")
 
     async def close(self) -> None:
-        if self._maintenance is not None:
-            self._maintenance.cancel()
+        for task in [*self._workers, *([self._maintenance] if self._maintenance else [])]:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._maintenance
+                await task
+        await self.rag.close()  # background index builds stop; a restart resumes them
         await self.gateway_store.stop()
         await self.gateway.close()  # usage of streams still finishing reaches the meter
         await self.meter.close()  # flushes queued usage before the database goes
@@ -214,6 +237,10 @@ class Platform:
 
     async def authenticate(self, api_key: str, *, client_ip: str | None = None) -> TenantContext:
         return await self.resolver.resolve(api_key, client_ip=client_ip)
+
+    async def _context_for(self, tenant_id: str) -> TenantContext:
+        """A tenant's context for work the platform does on its behalf (background jobs)."""
+        return await self.admin(OperatorContext(principal="platform")).context_for(tenant_id)
 
     def _deployments_changed(self) -> None:
         self._own_gateway.spawn(self.reload_deployments())
@@ -239,6 +266,7 @@ class Platform:
             prices=self.meter.prices,
             quotas=self.quotas,
             gateway_store=self.gateway_store,
+            rag=self.rag,
         )
 
     async def measure_storage(self) -> int:
@@ -303,6 +331,7 @@ class TenantHandle:
         prices: PriceTable,
         quotas: QuotaService,
         gateway_store: GatewayStore,
+        rag: RagRuntime,
         as_operator: bool = False,
     ) -> None:
         self.context = tenant
@@ -312,6 +341,7 @@ class TenantHandle:
         self.config = ConfigHandle(resources, tenant, as_operator=as_operator)
         self.usage = UsageHandle(resources, prices, tenant)
         self.provider_keys = ProviderKeysHandle(resources, tenant, gateway_store)
+        self.kb = KnowledgeHandle(rag, tenant)
 
     async def quota_status(self) -> list[QuotaStatus]:
         """Each limited dimension now: limit, used (incl. held), reset time, state."""
@@ -341,6 +371,7 @@ class AdminHandle(TenancyAdmin):
             prices=platform.meter.prices,
             quotas=platform.quotas,
             gateway_store=platform.gateway_store,
+            rag=platform.rag,
             as_operator=True,
         )
 

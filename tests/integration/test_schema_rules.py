@@ -13,6 +13,13 @@ from deskpilot.core.migrate import current_revision, head_revision
 from deskpilot.core.models import Base
 from deskpilot.platform import Platform
 
+# A GIN index cannot lead with tenant_id without btree_gin, which the embedded server lacks. The
+# keys it indexes are built from (tenant, knowledge base, term) by deskpilot.rag.analysis, so a
+# lookup only matches its own knowledge base's rows.
+TENANT_BUILT_KEY_INDEXES = frozenset({"ix_rag_chunk_terms_term_keys"})
+# Indexes a component builds at run time (one per large knowledge base), not migrations.
+RUNTIME_INDEX_PREFIXES = ("rag_dense_",)
+
 TENANT_TABLES_SQL = """
 SELECT c.oid, c.relname, c.relrowsecurity, c.relforcerowsecurity
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -66,16 +73,22 @@ async def test_tenant_id_is_not_null_and_leads_every_key_and_index(platform: Pla
             indexes = (
                 await conn.execute(
                     text(
-                        "SELECT i.indexrelid::regclass::text, i.indisprimary, a.attname "
-                        "FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+                        "SELECT i.indexrelid::regclass::text, i.indisprimary, a.attname, "
+                        "pg_get_expr(i.indpred, i.indrelid) FROM pg_index i "
+                        "LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid "
                         "AND a.attnum = i.indkey[0] WHERE i.indrelid = :oid"
                     ),
                     {"oid": table.oid},
                 )
             ).all()
-            assert any(primary for _, primary, _ in indexes), f"{table.relname} has no PK"
-            for name, _, first in indexes:
-                assert first == "tenant_id", f"index {name} does not lead with tenant_id"
+            assert any(primary for _, primary, _, _ in indexes), f"{table.relname} has no PK"
+            for name, _, first, predicate in indexes:
+                if name in TENANT_BUILT_KEY_INDEXES:
+                    continue
+                pinned = predicate is not None and "tenant_id)::text = '" in predicate
+                assert first == "tenant_id" or pinned, (
+                    f"index {name} neither leads with tenant_id nor holds one tenant's rows"
+                )
 
 
 async def test_migrations_match_the_models(platform: Platform) -> None:
@@ -88,6 +101,8 @@ async def test_migrations_match_the_models(platform: Platform) -> None:
         }
 
         def include_name(name: str | None, type_: str, parents: Any) -> bool:
+            if type_ == "index" and name is not None and name.startswith(RUNTIME_INDEX_PREFIXES):
+                return False
             return not (type_ == "table" and name in partitions)
 
         context = MigrationContext.configure(

@@ -45,7 +45,9 @@ async def test_probes_are_recorded_and_set_the_storage_gauge(
                 today, today + timedelta(days=1)
             )
             lines = {line.resource: line for line in report.lines}
-            assert set(lines) == {"chunks", "vectors"}
+            # (and the knowledge bases' own probe: nothing stored yet)
+            assert set(lines) == {"chunks", "vectors", "documents"}
+            assert lines["documents"].gb_months == 0
             assert lines["chunks"].days_measured == 1
             # one measured day of a billing period: GiB / days in the period (12 places)
             start, end = period_bounds(tenant.context.billing_anchor_day, datetime.now(UTC))

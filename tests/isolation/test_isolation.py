@@ -17,6 +17,7 @@ from tests.isolation import (  # noqa: F401  (each module registers its resource
     resources_gateway,
     resources_metering,
     resources_quotas,
+    resources_rag,
     resources_tenancy,
 )
 from tests.isolation.registry import REGISTRY, HttpPath, PythonPath, Resource, Seeded

@@ -12,6 +12,8 @@ from deskpilot.cli import (
     config,
     deployments,
     doctor,
+    evaluate,
+    kb,
     keys,
     migrate,
     provider_keys,
@@ -58,6 +60,10 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(config.app, name="config")
 app.add_typer(tiers.app, name="tiers")
 app.add_typer(usage.app, name="usage")
+app.add_typer(kb.app, name="kb")
+app.command("ingest")(kb.ingest)
+app.command("ask")(kb.ask)
+app.add_typer(evaluate.app, name="eval")
 app.add_typer(deployments.app, name="deployments")
 app.add_typer(provider_keys.app, name="provider-keys")
 app.add_typer(secret_keys.app, name="secrets")

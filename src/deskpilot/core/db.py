@@ -208,6 +208,15 @@ class Database:
         async with self._session(OPERATOR_ROLE, "") as session:
             yield session
 
+    @asynccontextmanager
+    async def unscoped_owner_connection(self) -> AsyncIterator[AsyncConnection]:
+        """The connecting (table-owning) role in autocommit mode, for the run-time DDL that a
+        component manages itself (e.g. a large knowledge base's own vector index, built with
+        ``CREATE INDEX CONCURRENTLY``, which no transaction may wrap). Never for data."""
+        async with self.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield conn
+
     def dedicated(self) -> DedicatedConnection:
         """A pooled connection held by one long-lived user (the ledger writer) between uses;
         see ``DedicatedConnection``."""

@@ -79,6 +79,25 @@ class Settings(BaseSettings):
         "deskpilot serve --config FILE sets it.",
     )
     db_pool_size: int = Field(default=10, ge=1, validation_alias="DESKPILOT_DB_POOL_SIZE")
+    rag_dense_index_min_chunks: int = Field(
+        default=10_000,
+        ge=1,
+        validation_alias="DESKPILOT_RAG_DENSE_INDEX_MIN_CHUNKS",
+        description="A knowledge base gets its own HNSW index from this many chunks; below, "
+        "its dense search is exact.",
+    )
+    rag_embed_threads: int | None = Field(
+        default=None,
+        ge=1,
+        validation_alias="DESKPILOT_RAG_EMBED_THREADS",
+        description="Threads the local embedding model computes with. Unset: every core.",
+    )
+    rag_job_workers: int = Field(
+        default=1,
+        ge=0,
+        validation_alias="DESKPILOT_RAG_JOB_WORKERS",
+        description="Background ingestion jobs one process runs at once (0: none here).",
+    )
     log_level: str = Field(default="INFO", validation_alias="DESKPILOT_LOG_LEVEL")
     log_json: bool = Field(default=True, validation_alias="DESKPILOT_LOG_JSON")
 

@@ -9,6 +9,7 @@ import deskpilot.gateway.store.models as _gateway_models  # noqa: F401  (registe
 from deskpilot.core.models import Base
 from deskpilot.metering import models as _metering_models  # noqa: F401  (registers tables)
 from deskpilot.quotas import models as _quota_models  # noqa: F401
+from deskpilot.rag import models as _rag_models  # noqa: F401
 from deskpilot.tenancy import models as _tenancy_models  # noqa: F401
 
 connection = context.config.attributes["connection"]

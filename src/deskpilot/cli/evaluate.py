@@ -11,8 +11,8 @@ from typing import Annotated, Any
 import typer
 
 from deskpilot.cli._common import JsonOpt, admin, reports_errors, run
-from deskpilot.cli.kb import config_json
 from deskpilot.cli._output import note, table
+from deskpilot.cli.kb import config_json
 from deskpilot.platform import Platform
 from deskpilot.rag import EVAL_MODES as MODES
 from deskpilot.rag import KnowledgeBaseCreate, Report

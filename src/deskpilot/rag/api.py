@@ -20,6 +20,7 @@ from starlette.datastructures import UploadFile
 from deskpilot.core.context import Scope, TenantContext
 from deskpilot.core.errors import FieldError, NotFound, ValidationFailed
 from deskpilot.core.http import billing_request_id, problem_responses
+from deskpilot.core.validation import field_errors
 from deskpilot.deps import PlatformDep, require
 from deskpilot.rag import (
     Answer,
@@ -206,13 +207,7 @@ def _records(fields: dict[str, str]) -> RecordOptions | bool:
 
 
 def _refused(exc: ValidationError) -> ValidationFailed:
-    return ValidationFailed(
-        "document refused",
-        tuple(
-            FieldError(".".join(str(p) for p in e["loc"]) or "body", e["msg"])
-            for e in exc.errors(include_input=False)
-        ),
-    )
+    return ValidationFailed("document refused", field_errors(exc))
 
 
 @router.get("/knowledge-bases/{name}/documents")

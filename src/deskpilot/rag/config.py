@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from deskpilot.core.component import ConfigSection
 from deskpilot.core.config import deep_merge
 from deskpilot.core.context import TenantContext
-from deskpilot.core.errors import FieldError, ValidationFailed
+from deskpilot.core.errors import ValidationFailed
+from deskpilot.core.validation import field_errors
 
 LOCAL_EMBEDDER = "local"
 GATEWAY_EMBEDDER_PREFIX = "gateway:"  # "gateway:<model alias>": the tenant's LLM gateway routes it
@@ -141,9 +142,5 @@ def validated(document: Mapping[str, Any], prefix: str = "config") -> RagConfig:
         return RagConfig.model_validate(document)
     except ValidationError as exc:
         raise ValidationFailed(
-            "knowledge base configuration refused",
-            tuple(
-                FieldError(".".join([prefix, *(str(p) for p in e["loc"])]), e["msg"])
-                for e in exc.errors(include_input=False)
-            ),
+            "knowledge base configuration refused", field_errors(exc, prefix=prefix)
         ) from None

@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
+import numpy as np
+
 from deskpilot.rag.analysis import Analyzer
 from deskpilot.rag.config import RagConfig
 from deskpilot.rag.errors import EmptyDocument
@@ -26,7 +28,7 @@ from deskpilot.rag.parsing import (
     parse,
     split_records,
 )
-from deskpilot.rag.store import PreparedChunk
+from deskpilot.rag.store import PreparedChunk, PreparedDocument
 
 RECORD_FORMATS = frozenset({Format.JSON, Format.CSV})
 TITLE_CHARS = 150  # of a title, in the text a chunk is embedded and indexed with
@@ -62,6 +64,24 @@ class Draft:
 
     def embedding_inputs(self) -> list[str]:
         return [context_text(self.title, c.headings, c.text) for c in self.chunks]
+
+    def prepared(
+        self, embeddings: np.ndarray, title_embedding: np.ndarray | None, tokens: int
+    ) -> PreparedDocument:
+        return PreparedDocument(
+            external_id=self.external_id,
+            title=self.title,
+            source=self.source,
+            format=self.format,
+            content_hash=self.content_hash,
+            text=self.text,
+            metadata=self.metadata,
+            upload_bytes=self.upload_bytes,
+            chunks=self.chunks,
+            embeddings=embeddings,
+            title_embedding=title_embedding,
+            embedding_tokens=tokens,
+        )
 
 
 def context_text(title: str | None, headings: Sequence[str], text: str) -> str:

@@ -8,10 +8,11 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from deskpilot.core.context import TenantContext
-from deskpilot.core.errors import FieldError, PayloadTooLarge, ValidationFailed
+from deskpilot.core.errors import PayloadTooLarge
+from deskpilot.core.validation import parsed
 from deskpilot.rag import answers, jobs, knowledge_bases, retrieval
 from deskpilot.rag.config import limits
 from deskpilot.rag.drafts import Upload
@@ -37,18 +38,7 @@ Body = TypeVar("Body", bound=BaseModel)
 
 
 def _parsed(model: type[Body], body: Body | Mapping[str, Any]) -> Body:
-    if isinstance(body, model):
-        return body
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        raise ValidationFailed(
-            "request refused",
-            tuple(
-                FieldError(".".join(str(p) for p in e["loc"]) or "body", e["msg"])
-                for e in exc.errors(include_input=False)
-            ),
-        ) from None
+    return parsed(model, body, detail="request refused")
 
 
 def _within_upload_limit(tenant: TenantContext, uploads: Sequence[Upload]) -> None:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Protocol
 
 import numpy as np
 
@@ -153,8 +154,16 @@ def _last_of_each_id(drafts: Sequence[Draft]) -> list[Draft]:
     return [d for d in kept if d is not None]
 
 
+class _Identified(Protocol):
+    @property
+    def external_id(self) -> str | None: ...
+
+    @property
+    def content_hash(self) -> str: ...
+
+
 async def _matches(
-    documents: Documents, kb_id: str, drafts: Sequence[Draft], *, tenant: TenantContext
+    documents: Documents, kb_id: str, drafts: Sequence[_Identified], *, tenant: TenantContext
 ) -> list[tuple[DocumentRow | None, bool]]:
     """For each draft: the stored document it replaces (same external id) or repeats (same
     content, under any id: stored once), and whether its content is the same. A draft whose
@@ -182,20 +191,7 @@ async def _matches(
 
 def _estimate(draft: Draft, kb: KnowledgeBaseRow) -> int:
     dims = kb.dimensions or PROVIDER_DIMENSIONS
-    return PreparedDocument(
-        external_id=draft.external_id,
-        title=draft.title,
-        source=draft.source,
-        format=draft.format,
-        content_hash=draft.content_hash,
-        text=draft.text,
-        metadata=draft.metadata,
-        upload_bytes=draft.upload_bytes,
-        chunks=draft.chunks,
-        embeddings=np.zeros((len(draft.chunks), dims), np.float32),
-        title_embedding=None,
-        embedding_tokens=0,
-    ).stored_bytes
+    return draft.prepared(np.zeros((len(draft.chunks), dims), np.float32), None, 0).stored_bytes
 
 
 def _groups(writes: Sequence[_Planned]) -> list[list[Draft]]:
@@ -262,19 +258,10 @@ async def _embed(
         count = len(draft.chunks)
         title = title_at.get(draft.title) if draft.title else None
         prepared.append(
-            PreparedDocument(
-                external_id=draft.external_id,
-                title=draft.title,
-                source=draft.source,
-                format=draft.format,
-                content_hash=draft.content_hash,
-                text=draft.text,
-                metadata=draft.metadata,
-                upload_bytes=draft.upload_bytes,
-                chunks=draft.chunks,
-                embeddings=vectors[at : at + count],
-                title_embedding=vectors[title] if title is not None else None,
-                embedding_tokens=sum(tokens[at : at + count]),
+            draft.prepared(
+                vectors[at : at + count],
+                vectors[title] if title is not None else None,
+                sum(tokens[at : at + count]),
             )
         )
         at += count
@@ -298,8 +285,7 @@ async def _write(
         if locked.bm25_avgdl is None:  # the first write: the lengths the weights assume
             lengths = [sum(c.terms.values()) for d in prepared for c in d.chunks]
             locked.bm25_avgdl = max(sum(lengths) / max(len(lengths), 1), 1.0)
-        drafts = [_as_draft(document) for document in prepared]
-        matches = await _matches(Documents(session), kb.kb_id, drafts, tenant=tenant)
+        matches = await _matches(Documents(session), kb.kb_id, prepared, tenant=tenant)
         items = [
             (document, existing)
             for document, (existing, same) in zip(prepared, matches, strict=True)
@@ -313,20 +299,6 @@ async def _write(
         kb.chunk_count, kb.dimensions = locked.chunk_count, locked.dimensions
         kb.dense_index = locked.dense_index
     return written
-
-
-def _as_draft(document: PreparedDocument) -> Draft:
-    return Draft(
-        document.external_id,
-        document.title,
-        document.source,
-        document.format,
-        document.text,
-        document.metadata,
-        document.upload_bytes,
-        document.content_hash,
-        tuple(document.chunks),
-    )
 
 
 async def _after_writes(

@@ -33,6 +33,7 @@ from deskpilot.core.errors import (
 from deskpilot.core.models import utcnow
 from deskpilot.core.resources import Resources
 from deskpilot.core.secrets import RotationReport, SecretBox
+from deskpilot.core.validation import field_errors
 from deskpilot.gateway.providers import BUILTIN_PROVIDERS
 from deskpilot.gateway.schemas import LITELLM_PROVIDER, Deployment
 from deskpilot.gateway.store import repository as repo
@@ -256,10 +257,7 @@ def _validated(fields: Mapping[str, Any]) -> Deployment:
         deployment = Deployment.model_validate(fields)
     except ValidationError as exc:
         # Only pydantic's message: the input of a refused field may be a key or a header value.
-        errors.extend(
-            FieldError(".".join(str(p) for p in e["loc"]) or "body", e["msg"])
-            for e in exc.errors(include_input=False)
-        )
+        errors.extend(field_errors(exc))
     if errors:
         raise ValidationFailed("deployment refused", tuple(errors))
     return deployment

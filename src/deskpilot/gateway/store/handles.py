@@ -19,11 +19,11 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from deskpilot.core import validation
 from deskpilot.core.context import OperatorContext, TenantContext
-from deskpilot.core.errors import FieldError, ValidationFailed
 from deskpilot.core.invalidation import InvalidationBus
 from deskpilot.core.resources import Resources
 from deskpilot.core.secrets import SecretBox
@@ -174,14 +174,14 @@ class DeploymentsAdmin:
 
     async def create(self, body: DeploymentCreate | Mapping[str, Any]) -> DeploymentView:
         """Our shape or a LiteLLM ``model_list`` entry (see ``DeploymentCreate``)."""
-        parsed = _parsed(DeploymentCreate, body)
+        parsed = validation.parsed(DeploymentCreate, body, detail="deployment refused")
         async with self._db.dangerously_unscoped_session() as session:
             return await self._service(session).create(
                 parsed, operator=self.operator, file=self._store.file_rows()
             )
 
     async def update(self, name: str, body: DeploymentUpdate | Mapping[str, Any]) -> DeploymentView:
-        parsed = _parsed(DeploymentUpdate, body)
+        parsed = validation.parsed(DeploymentUpdate, body, detail="deployment refused")
         async with self._db.dangerously_unscoped_session() as session:
             return await self._service(session).update(
                 name, parsed, operator=self.operator, file=self._store.file_rows()
@@ -195,19 +195,3 @@ class DeploymentsAdmin:
 
     def _service(self, session: AsyncSession) -> DeploymentService:
         return DeploymentService(session, self._store.secrets)
-
-
-def _parsed(model: type[Body], body: Body | Mapping[str, Any]) -> Body:
-    if isinstance(body, model):
-        return body
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        # Without the pydantic error as cause: its text quotes the refused input.
-        raise ValidationFailed(
-            "deployment refused",
-            tuple(
-                FieldError(".".join(str(p) for p in e["loc"]) or "body", e["msg"])
-                for e in exc.errors(include_input=False)
-            ),
-        ) from None

@@ -70,7 +70,7 @@ def vocabulary(rng: random.Random, size: int = 4000) -> list[str]:
 
 
 def incident(rng: random.Random, words: list[str], weights: list[float], n: int) -> str:
-    filler = " ".join(rng.choices(words, weights=weights, k=rng.randint(12, 30)))
+    filler = " ".join(rng.choices(words, weights=weights, k=rng.randint(4, 12)))
     return (
         f"Incident {n}: {rng.choice(SYMPTOMS)} on {rng.choice(SYSTEMS)} in {rng.choice(SITES)}. "
         f"Reported by user {rng.randint(1, 900)}; {filler}. "

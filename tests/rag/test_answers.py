@@ -17,7 +17,7 @@ from tests.conftest import TenantFixture
 from tests.gateway.support import RecordingSleep, deployment_for, policy
 from tests.rag.conftest import upload
 from tests.rag.corpus import ARTICLES
-from tests.upstream.server import Ok, Upstream
+from tests.upstream.server import Ok, ServerError, Upstream
 
 
 @pytest.fixture
@@ -145,3 +145,21 @@ async def test_a_knowledge_base_can_embed_through_the_gateway(
     assert all(e.component == "gateway" and e.input_tokens > 0 for e in embed_events)
     [ingest] = [e for e in await ledger(platform, tenant_a, "emb-1") if e.operation == "ingest"]
     assert ingest.input_tokens == 0  # the gateway billed the tokens
+
+
+async def test_a_model_that_is_down_leaves_the_passages(
+    platform: Platform,
+    kb: KnowledgeHandle,
+    runbooks: str,
+    tenant_a: TenantFixture,
+    model: Gateway,
+    upstream: Upstream,
+) -> None:
+    await kb.ingest(runbooks, [upload(t, filename=n) for n, t in ARTICLES.items()])
+    upstream.script(ServerError(), ServerError(), ServerError())
+    answer = await kb.ask("the vpn says my certificate expired", request_id="ask-down")
+    assert answer.kind == "extractive"
+    assert answer.note is not None
+    assert "upstream_failed" in answer.note
+    assert answer.citations[0].external_id == "vpn.md"
+    assert [e.operation for e in await ledger(platform, tenant_a, "ask-down")] == ["answer"]

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from deskpilot.core.context import OperatorContext
 from deskpilot.core.errors import LimitReached, PayloadTooLarge
 from deskpilot.platform import Platform
-from deskpilot.rag import KnowledgeHandle, Upload
+from deskpilot.rag import KnowledgeHandle, Upload, unscoped_resume_dense_indexes
 from tests.conftest import TenantFixture, new_tenant
 from tests.rag.conftest import RAG_TABLES, rows_of, upload
 from tests.rag.corpus import ARTICLES
@@ -85,3 +85,30 @@ async def test_too_many_files_or_knowledge_bases_are_refused(
     with pytest.raises(LimitReached):
         await kb.create({"name": "second"})
     assert await rows_of(platform, tenant_a.slug, "rag_documents") == 0
+
+
+async def test_maintenance_builds_missing_indexes_and_drops_orphans(
+    platform: Platform,
+    kb: KnowledgeHandle,
+    tenant_a: TenantFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await kb.create({"name": "grown"})
+    await kb.ingest("grown", [upload(t, filename=n) for n, t in ARTICLES.items()])
+    assert (await kb.get("grown")).dense_index == "none"
+    monkeypatch.setattr(platform.rag, "dense_index_min_chunks", 3)  # as if it had grown large
+    assert await unscoped_resume_dense_indexes(platform.rag) >= 1
+    assert (await kb.get("grown")).dense_index == "ready"
+    [index] = await dense_indexes(platform, tenant_a.slug)
+    # A build that finished after its knowledge base was deleted leaves an orphan behind.
+    async with platform.resources.db.dangerously_unscoped_session() as session:
+        leaves_first = ("rag_chunk_terms", "rag_chunk_vectors", "rag_chunks", "rag_terms")
+        rest = ("rag_job_items", "rag_jobs", "rag_documents", "rag_knowledge_bases")
+        for table in (*leaves_first, *rest):
+            await session.execute(
+                text(f"DELETE FROM {table} WHERE tenant_id = :t"),  # noqa: S608  (test constants)
+                {"t": tenant_a.slug},
+            )
+    await unscoped_resume_dense_indexes(platform.rag)
+    assert await dense_indexes(platform, tenant_a.slug) == []
+    assert index.startswith("rag_dense_kb_")

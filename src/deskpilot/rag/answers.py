@@ -10,6 +10,7 @@ The prompt is built in here until the prompts component owns the role templates.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 import time
 from collections.abc import Sequence
@@ -24,6 +25,8 @@ from deskpilot.rag.retrieval import Retrieved, retrieve, targets, usage_event
 from deskpilot.rag.runtime import RagRuntime
 from deskpilot.rag.schemas import Answer, AskRequest, Citation
 from deskpilot.rag.search import Scored
+
+log = logging.getLogger(__name__)
 
 EXTRACTIVE_PASSAGES = 3
 CITATION = re.compile(r"\[(\d{1,2})\]")
@@ -113,9 +116,14 @@ async def _generated(
     try:
         served = await rt.gateway.chat(tenant=acting, body=body, request_id=request_id)
     except DeskpilotError as exc:
-        if exc.type != "model_required":
-            raise
-        note = "No default model is set: set rag.answers.model_alias (or the gateway default)."
+        if exc.type == "model_required":
+            note = "No default model is set: set rag.answers.model_alias (or the gateway default)."
+            return _extractive(request_id, retrieved, note)
+        if exc.status < 500:
+            raise  # the caller's to fix or wait for (not allowed, quota, refused request)
+        # The model is configured but down: the sources still help whoever asked.
+        log.warning("answer falls back to passages", extra={"error": exc.type})
+        note = f"The language model could not answer ({exc.type}): these are the best passages."
         return _extractive(request_id, retrieved, note)
     choices = served.body.get("choices") or [{}]
     content = (choices[0].get("message") or {}).get("content") or ""

@@ -9,7 +9,7 @@ from sqlalchemy import select, text
 
 from deskpilot.core.db import Database
 from deskpilot.core.errors import NotFound
-from deskpilot.rag.dense import DDL_LOCK, build_index
+from deskpilot.rag.dense import DDL_LOCK, build_index, drop_index
 from deskpilot.rag.models import KnowledgeBaseRow
 from deskpilot.rag.runtime import RagRuntime
 
@@ -17,8 +17,26 @@ log = logging.getLogger(__name__)
 
 
 async def unscoped_resume_dense_indexes(rt: RagRuntime) -> int:
-    """Build every missing index (operator role: it looks at every tenant); returns how many
-    builds it started and finished."""
+    """Build every missing index and drop those whose knowledge base is gone (a build that
+    finished after its knowledge base was deleted); operator role: it looks at every tenant.
+    Returns how many builds it finished."""
+    async with rt.db.dangerously_unscoped_session() as session:
+        orphans = (
+            (
+                await session.execute(
+                    text(
+                        "SELECT substr(indexname, length('rag_dense_') + 1) FROM pg_indexes "
+                        "WHERE tablename = 'rag_chunk_vectors' AND indexname LIKE 'rag\\_dense\\_%' "
+                        "AND substr(indexname, length('rag_dense_') + 1) NOT IN "
+                        "(SELECT kb_id FROM rag_knowledge_bases)"
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+    for kb_id in orphans:
+        await drop_index(rt.db, kb_id)
     async with rt.db.dangerously_unscoped_session() as session:
         due = (
             await session.execute(

@@ -15,26 +15,20 @@ from deskpilot.rag.runtime import RagRuntime
 
 log = logging.getLogger(__name__)
 
+# The knowledge-base ids (what follows 'rag_dense_') of vector indexes without a knowledge base.
+_ORPHANS = text(
+    "SELECT substr(indexname, 11) FROM pg_indexes WHERE tablename = 'rag_chunk_vectors' "
+    "AND indexname LIKE 'rag\\_dense\\_%' "
+    "AND substr(indexname, 11) NOT IN (SELECT kb_id FROM rag_knowledge_bases)"
+)
+
 
 async def unscoped_resume_dense_indexes(rt: RagRuntime) -> int:
     """Build every missing index and drop those whose knowledge base is gone (a build that
     finished after its knowledge base was deleted); operator role: it looks at every tenant.
     Returns how many builds it finished."""
     async with rt.db.dangerously_unscoped_session() as session:
-        orphans = (
-            (
-                await session.execute(
-                    text(
-                        "SELECT substr(indexname, length('rag_dense_') + 1) FROM pg_indexes "
-                        "WHERE tablename = 'rag_chunk_vectors' AND indexname LIKE 'rag\\_dense\\_%' "
-                        "AND substr(indexname, length('rag_dense_') + 1) NOT IN "
-                        "(SELECT kb_id FROM rag_knowledge_bases)"
-                    )
-                )
-            )
-            .scalars()
-            .all()
-        )
+        orphans = (await session.execute(_ORPHANS)).scalars().all()
     for kb_id in orphans:
         await drop_index(rt.db, kb_id)
     async with rt.db.dangerously_unscoped_session() as session:

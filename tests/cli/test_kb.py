@@ -73,6 +73,7 @@ def test_eval_retrieval_prints_the_metrics_as_the_last_line(invoke: Invoke, tmp_
         {"_id": name, "title": text.splitlines()[0][2:], "text": text}
         for name, text in ARTICLES.items()
     ]
+    corpus.append({"_id": "junk", "title": "", "text": "\x01\x02\x03\x04 binary " * 40})
     queries = [
         {"_id": "q1", "text": "vpn keeps dropping"},
         {"_id": "q2", "text": "outbox stuck"},
@@ -87,7 +88,8 @@ def test_eval_retrieval_prints_the_metrics_as_the_last_line(invoke: Invoke, tmp_
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(report) >= {"keyword", "dense", "hybrid", "docs_per_s", "query_p50_ms"}
     assert report["hybrid"]["ndcg@10"] == 1.0
-    assert report["documents"] == len(ARTICLES)
+    assert report["documents"] == len(ARTICLES) + 1
+    assert report["skipped"] == 1  # refused by ingestion (binary), left out, reported
     assert report["queries"] == 3
     missing = refused(invoke("eval", "retrieval", str(tmp_path / "nowhere")))
     assert "corpus.jsonl" in missing

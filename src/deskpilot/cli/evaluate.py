@@ -68,6 +68,11 @@ def retrieval(
         f"({report.chunks_per_s:.1f} chunks/s); {report.queries} queries, "
         f"hybrid p50 {report.query_p50_ms:.1f} ms"
     )
+    if report.skipped:
+        note(
+            f"{len(report.skipped)} documents were refused by ingestion and left out: "
+            + ", ".join(report.skipped[:10])
+        )
 
 
 def _progress() -> Any:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deskpilot.core.errors import FieldError, ValidationFailed
+from deskpilot.core.errors import DeskpilotError, FieldError, ValidationFailed
 from deskpilot.rag.drafts import Upload
 from deskpilot.rag.handles import KnowledgeHandle
 
@@ -42,6 +42,7 @@ class Report:
     documents: int = 0
     chunks: int = 0
     queries: int = 0
+    skipped: list[str] = field(default_factory=list)  # corpus ids ingestion refused
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -52,6 +53,7 @@ class Report:
             "documents": self.documents,
             "chunks": self.chunks,
             "queries": self.queries,
+            "skipped": len(self.skipped),
         }
 
 
@@ -132,6 +134,27 @@ def _upload(doc: Mapping[str, Any]) -> Upload:
     )
 
 
+async def _ingest(
+    kb: KnowledgeHandle, name: str, batch: Sequence[Mapping[str, Any]], report: Report
+) -> int:
+    """The batch's chunks; a batch a document of which is refused (an upload is all or
+    nothing) goes again one document at a time, and the refused ones are reported skipped."""
+    try:
+        return sum(r.chunks for r in await kb.ingest(name, [_upload(d) for d in batch]))
+    except DeskpilotError as exc:
+        if exc.status >= 500 or exc.status == 429:
+            raise
+    chunks = 0
+    for document in batch:
+        try:
+            chunks += sum(r.chunks for r in await kb.ingest(name, _upload(document)))
+        except DeskpilotError as exc:
+            if exc.status >= 500 or exc.status == 429:
+                raise
+            report.skipped.append(str(document["_id"]))
+    return chunks
+
+
 async def run(
     kb: KnowledgeHandle,
     name: str,
@@ -145,9 +168,8 @@ async def run(
     report = Report(documents=len(dataset.corpus), queries=len(dataset.queries))
     started = time.perf_counter()
     for start in range(0, len(dataset.corpus), INGEST_BATCH):
-        batch = [_upload(d) for d in dataset.corpus[start : start + INGEST_BATCH] if d.get("text")]
-        results = await kb.ingest(name, batch)
-        report.chunks += sum(r.chunks for r in results)
+        batch = [d for d in dataset.corpus[start : start + INGEST_BATCH] if d.get("text")]
+        report.chunks += await _ingest(kb, name, batch, report)
         if progress:
             progress("ingest", min(start + INGEST_BATCH, len(dataset.corpus)), len(dataset.corpus))
     seconds = time.perf_counter() - started

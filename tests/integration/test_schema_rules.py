@@ -13,10 +13,6 @@ from deskpilot.core.migrate import current_revision, head_revision
 from deskpilot.core.models import Base
 from deskpilot.platform import Platform
 
-# A GIN index cannot lead with tenant_id without btree_gin, which the embedded server lacks. The
-# keys it indexes are built from (tenant, knowledge base, term) by deskpilot.rag.analysis, so a
-# lookup only matches its own knowledge base's rows.
-TENANT_BUILT_KEY_INDEXES = frozenset({"ix_rag_chunk_terms_term_keys"})
 # Indexes a component builds at run time (one per large knowledge base), not migrations.
 RUNTIME_INDEX_PREFIXES = ("rag_dense_",)
 
@@ -83,8 +79,6 @@ async def test_tenant_id_is_not_null_and_leads_every_key_and_index(platform: Pla
             ).all()
             assert any(primary for _, primary, _, _ in indexes), f"{table.relname} has no PK"
             for name, _, first, predicate in indexes:
-                if name in TENANT_BUILT_KEY_INDEXES:
-                    continue
                 pinned = predicate is not None and "tenant_id)::text = '" in predicate
                 assert first == "tenant_id" or pinned, (
                     f"index {name} neither leads with tenant_id nor holds one tenant's rows"

@@ -164,6 +164,7 @@ register(
             "rag_chunks",
             "rag_chunk_vectors",
             "rag_chunk_terms",
+            "rag_postings",
             "rag_terms",
             "rag_jobs",
             "rag_job_items",

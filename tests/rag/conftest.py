@@ -19,6 +19,7 @@ RAG_TABLES = (
     "rag_chunks",
     "rag_chunk_vectors",
     "rag_chunk_terms",
+    "rag_postings",
     "rag_terms",
     "rag_jobs",
     "rag_job_items",

@@ -102,7 +102,8 @@ async def test_maintenance_builds_missing_indexes_and_drops_orphans(
     [index] = await dense_indexes(platform, tenant_a.slug)
     # A build that finished after its knowledge base was deleted leaves an orphan behind.
     async with platform.resources.db.dangerously_unscoped_session() as session:
-        leaves_first = ("rag_chunk_terms", "rag_chunk_vectors", "rag_chunks", "rag_terms")
+        leaves_first = ("rag_postings", "rag_chunk_terms", "rag_chunk_vectors", "rag_chunks")
+        leaves_first += ("rag_terms",)
         rest = ("rag_job_items", "rag_jobs", "rag_documents", "rag_knowledge_bases")
         for table in (*leaves_first, *rest):
             await session.execute(

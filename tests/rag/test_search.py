@@ -263,3 +263,32 @@ async def test_a_registered_reranker_reorders_the_best_candidates(
     assert {p.document_id for p in seen} <= set(ids.values())
     with pytest.raises(Conflict):
         await kb.search("vpn")  # the knowledge base names a reranker this process lacks
+
+
+async def test_leaving_a_common_term_out_gives_the_exact_ranking_in_one_pass(
+    kb: KnowledgeHandle, runbooks: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notes = [f"vpn token {n} renewed" for n in range(80)]
+    notes += [f"vpn {n} slow" for n in range(160)] + [f"printer {n} jammed" for n in range(80)]
+    await kb.ingest(
+        runbooks,
+        [upload(t, external_id=f"n{i}", media_type="text/plain") for i, t in enumerate(notes)],
+    )
+    query = {"query": "vpn token", "mode": "keyword", "top_k": 20}
+    exact = await kb.search(query)
+    monkeypatch.setattr(bm25_module, "EXACT_CANDIDATES_UP_TO", 1)  # as if the KB were large
+    monkeypatch.setattr(bm25_module, "COMMON_SHARE", 0.3)  # "vpn" (75%) is left out
+    widened: list[int] = []
+    original = bm25_module.KeywordQuery.widened
+
+    def counting(self: bm25_module.KeywordQuery) -> bm25_module.KeywordQuery:
+        widened.append(1)
+        return original(self)
+
+    monkeypatch.setattr(bm25_module.KeywordQuery, "widened", counting)
+    pruned = await kb.search(query)
+    assert widened == []  # chunks with "token" outscore any with "vpn" alone: one pass
+    assert [(h.external_id, h.score) for h in pruned.hits] == [
+        (h.external_id, h.score) for h in exact.hits
+    ]
+    assert {h.external_id for h in pruned.hits} <= {f"n{i}" for i in range(80)}

@@ -12,11 +12,13 @@ from deskpilot.rag.analysis import Analyzer, term_key
 from deskpilot.rag.bm25 import (
     COMMON_SHARE,
     EXACT_CANDIDATES_UP_TO,
+    POOL,
     KeywordParams,
     TermStat,
-    chunk_weights,
     idf,
     keyword_query,
+    sparse,
+    term_weights,
     weight,
 )
 
@@ -58,11 +60,11 @@ def test_weight_saturates_and_normalises_by_length() -> None:
 
 
 def test_chunk_weights_are_indexed_by_term_number() -> None:
-    vector = chunk_weights(
-        Counter({"vpn": 2, "token": 1}), {"vpn": 7, "token": 3}, 3, k1=1.2, b=0.75
-    )
+    weights = term_weights(Counter({"vpn": 2, "token": 1}), 3, k1=1.2, b=0.75)
+    assert weights["vpn"] == pytest.approx(weight(2, 3, 3, k1=1.2, b=0.75))
+    vector = sparse(weights, {"vpn": 7, "token": 3})
     assert vector.indices() == [3, 7]
-    assert vector.values()[1] == pytest.approx(weight(2, 3, 3, k1=1.2, b=0.75), rel=1e-6)
+    assert vector.values()[1] == pytest.approx(weights["vpn"], rel=1e-6)
 
 
 def test_idf_is_lucenes() -> None:
@@ -70,8 +72,8 @@ def test_idf_is_lucenes() -> None:
     assert idf(100, 100) > 0
 
 
-def stat(term: str, df: int, number: int) -> TermStat:
-    return TermStat(term, hash(term), number, df)
+def stat(term: str, df: int, number: int, max_weight: float = 1.2) -> TermStat:
+    return TermStat(term, hash(term), number, df, max_weight)
 
 
 def test_query_weights_are_idf_times_query_frequency_and_unknown_terms_drop() -> None:
@@ -85,32 +87,36 @@ def test_query_weights_are_idf_times_query_frequency_and_unknown_terms_drop() ->
     assert weights[1] == pytest.approx(2 * idf(5, 100), rel=1e-6)
     assert weights[2] == pytest.approx(idf(50, 100), rel=1e-6)
     assert query.maximum == pytest.approx((2 * idf(5, 100) + idf(50, 100)) * 2.2)
-    assert set(query.candidate_keys) == {hash("vpn"), hash("token")}
+    assert query.keys == (hash("token"), hash("vpn"))  # commonest first
+    assert query.weights == pytest.approx((idf(50, 100), 2 * idf(5, 100)))
+    assert (query.pool, query.left_out_bound) == (None, 0.0)
 
 
-def test_small_knowledge_bases_fetch_candidates_for_every_term() -> None:
+def test_small_knowledge_bases_read_every_terms_postings() -> None:
     stats = [stat("the", EXACT_CANDIDATES_UP_TO // 2, 1), stat("vpn", 3, 2)]
     query = keyword_query(Counter({"the": 1, "vpn": 1}), stats, EXACT_CANDIDATES_UP_TO, k1=1.2)
-    assert query.left_out_bound == 0
-    assert len(query.candidate_keys) == 2
+    assert set(query.keys) == {hash("the"), hash("vpn")}
+    assert (query.pool, query.left_out_bound) == (None, 0.0)
 
 
 def test_large_knowledge_bases_leave_common_terms_out_with_their_bound() -> None:
     chunks = EXACT_CANDIDATES_UP_TO * 10
-    common = stat("server", int(chunks * COMMON_SHARE) + 1, 1)
+    common = stat("server", int(chunks * COMMON_SHARE) + 1, 1, max_weight=1.1)
     rare = stat("0x80070005", 2, 2)
     query = keyword_query(Counter({"server": 1, "0x80070005": 1}), [common, rare], chunks, k1=1.2)
-    assert query.candidate_keys == (hash("0x80070005"),)
-    assert query.left_out_bound == pytest.approx(idf(common.df, chunks) * 2.2)
-    assert query.widened().candidate_keys == query.all_keys
-    assert query.widened().left_out_bound == 0
+    assert query.keys == (hash("0x80070005"),)
+    assert query.pool == POOL
+    assert query.left_out_bound == pytest.approx(idf(common.df, chunks) * 1.1)
+    widened = query.widened()
+    assert (widened.keys, widened.pool, widened.left_out_bound) == (query.all_keys, None, 0.0)
+    assert widened.weights == query.all_weights
 
 
-def test_the_rarest_term_always_fetches_candidates() -> None:
+def test_the_rarest_term_is_never_left_out() -> None:
     chunks = EXACT_CANDIDATES_UP_TO * 10
     stats = [stat("a", chunks // 2, 1), stat("b", chunks // 3, 2)]
     query = keyword_query(Counter({"a": 1, "b": 1}), stats, chunks, k1=1.2)
-    assert query.candidate_keys == (hash("b"),)
+    assert query.keys == (hash("b"),)
 
 
 def test_keyword_params_round_trip() -> None:

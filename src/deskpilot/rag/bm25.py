@@ -6,9 +6,10 @@ score is one inner product with the query's idf vector, computed by PostgreSQL. 
 length the weights assume is the knowledge base's ``bm25_avgdl``; when the real average drifts
 from it (or k1, b or the language change), ``rebuild`` recomputes the knowledge base's terms.
 
-Candidates come from a GIN index over the chunks' term keys. Terms in many chunks (low idf) are
-left out of the candidate lookup when that is provably safe (MaxScore): a chunk holding only
-such terms cannot score above the sum of their bounds, and the result is checked against it.
+The keyword leg itself reads the postings (``rag_postings``: a term's chunks and weights, by
+index alone) of the query's terms and sums them; the best chunks it finds are then scored
+exactly by their sparse vectors. In a large knowledge base the commonest terms are left out of
+the sum when that is provably safe (MaxScore; see ``KeywordQuery``).
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pgvector import SparseVector
 
 SPARSE_DIMENSIONS = 1_000_000_000  # pgvector's largest dimension count
-EXACT_CANDIDATES_UP_TO = 20_000  # chunks; below this every query term fetches candidates
-COMMON_SHARE = 0.05  # a term in more than this share of the chunks may be left out
+EXACT_CANDIDATES_UP_TO = 20_000  # chunks; up to this every query term's postings are read
+COMMON_SHARE = 0.05  # beyond, a term in more than this share of the chunks may be left out
+POOL = 200  # chunks the leg keeps by partial score when terms are left out
 
 
 def weight(tf: int, length: int, avgdl: float, *, k1: float, b: float) -> float:
@@ -30,14 +32,14 @@ def weight(tf: int, length: int, avgdl: float, *, k1: float, b: float) -> float:
     return tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / avgdl))
 
 
-def chunk_weights(
-    terms: Counter[str], numbers: Mapping[str, int], avgdl: float, *, k1: float, b: float
-) -> SparseVector:
+def term_weights(terms: Counter[str], avgdl: float, *, k1: float, b: float) -> dict[str, float]:
+    """Each term's weight in one chunk (its terms and their frequencies), without idf."""
     length = sum(terms.values())
-    return SparseVector(
-        {numbers[t]: weight(tf, length, avgdl, k1=k1, b=b) for t, tf in terms.items()},
-        SPARSE_DIMENSIONS,
-    )
+    return {t: weight(tf, length, avgdl, k1=k1, b=b) for t, tf in terms.items()}
+
+
+def sparse(weights: Mapping[str, float], numbers: Mapping[str, int]) -> SparseVector:
+    return SparseVector({numbers[t]: w for t, w in weights.items()}, SPARSE_DIMENSIONS)
 
 
 def idf(df: int, chunks: int) -> float:
@@ -50,46 +52,68 @@ class TermStat:
     key: int
     number: int
     df: int
+    max_weight: float  # the most one chunk weighs the term (at most k1 + 1)
 
 
 @dataclass(frozen=True, slots=True)
 class KeywordQuery:
-    """The query side of BM25 for one knowledge base."""
+    """The query side of BM25 for one knowledge base.
 
-    vector: SparseVector  # idf x query frequency, by term number
-    candidate_keys: tuple[int, ...]  # the terms whose chunks are candidates
-    left_out_bound: float  # the most a chunk with only left-out terms can score
+    The keyword leg sums the postings of the ``keys`` terms (idf x qtf each) and keeps the best
+    ``pool`` chunks (None: the best ``candidates``, exactly BM25's best since no term is left
+    out). Common terms left out of that sum cost the search their postings; a chunk outside the
+    pool then scores at most the pool's last partial score plus ``left_out_bound``, and the
+    search checks its best against that (MaxScore's argument), else runs again ``widened``."""
+
+    vector: SparseVector  # idf x query frequency of every term, by term number: exact scores
+    keys: tuple[int, ...]
+    weights: tuple[float, ...]  # idf x qtf of ``keys``
+    pool: int | None
+    left_out_bound: float
     maximum: float  # the query's BM25 upper bound: sum of idf x qtf x (k1 + 1)
     all_keys: tuple[int, ...]
+    all_weights: tuple[float, ...]
 
     @property
     def empty(self) -> bool:
         return not self.all_keys
 
     def widened(self) -> KeywordQuery:
-        return KeywordQuery(self.vector, self.all_keys, 0.0, self.maximum, self.all_keys)
+        return replace(
+            self, keys=self.all_keys, weights=self.all_weights, pool=None, left_out_bound=0.0
+        )
 
 
 def keyword_query(
     query_terms: Counter[str], stats: Sequence[TermStat], chunks: int, *, k1: float
 ) -> KeywordQuery:
-    """Weights and candidate terms for a query over a knowledge base of ``chunks`` chunks.
-    Terms the knowledge base has never seen score nothing and are dropped."""
-    scored = sorted(
-        ((s, idf(s.df, chunks) * query_terms[s.term]) for s in stats), key=lambda p: p[1]
-    )
-    vector = SparseVector({s.number: w for s, w in scored}, SPARSE_DIMENSIONS)
-    maximum = sum(w for _, w in scored) * (k1 + 1)
+    """Weights and the leg's terms for a query over a knowledge base of ``chunks`` chunks.
+    Terms the knowledge base has never seen score nothing and are dropped. In a large
+    knowledge base the commonest terms (in more than ``COMMON_SHARE`` of its chunks, whose
+    postings are the longest and whose idf is the smallest) are left out of the leg's sum,
+    but for the rarest term."""
+    weight = {s.key: idf(s.df, chunks) * query_terms[s.term] for s in stats}
+    vector = SparseVector({s.number: weight[s.key] for s in stats}, SPARSE_DIMENSIONS)
+    maximum = sum(weight.values()) * (k1 + 1)
+    commonest_first = sorted(stats, key=lambda s: -s.df)
     left_out: list[TermStat] = []
-    bound = 0.0
     if chunks > EXACT_CANDIDATES_UP_TO:
-        for stat, w in scored[:-1]:  # at least the rarest term fetches candidates
+        for stat in commonest_first[:-1]:
             if stat.df <= chunks * COMMON_SHARE:
                 break
             left_out.append(stat)
-            bound += w * (k1 + 1)
-    kept = tuple(s.key for s, _ in scored[len(left_out) :])
-    return KeywordQuery(vector, kept, bound, maximum, tuple(s.key for s, _ in scored))
+    kept = commonest_first[len(left_out) :]
+    every = tuple(s.key for s in commonest_first)
+    return KeywordQuery(
+        vector=vector,
+        keys=tuple(s.key for s in kept),
+        weights=tuple(weight[s.key] for s in kept),
+        pool=POOL if left_out else None,
+        left_out_bound=sum(weight[s.key] * s.max_weight for s in left_out),
+        maximum=maximum,
+        all_keys=every,
+        all_weights=tuple(weight[k] for k in every),
+    )
 
 
 @dataclass(frozen=True, slots=True)

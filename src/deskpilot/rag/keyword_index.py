@@ -17,11 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from deskpilot.core.context import TenantContext
 from deskpilot.core.db import Database
 from deskpilot.rag.analysis import Analyzer, term_keys
-from deskpilot.rag.bm25 import KeywordParams, chunk_weights
+from deskpilot.rag.bm25 import KeywordParams, sparse, term_weights
 from deskpilot.rag.config import RagConfig, kb_config
 from deskpilot.rag.drafts import context_text
 from deskpilot.rag.models import ChunkTermsRow, KnowledgeBaseRow
 from deskpilot.rag.repository import KnowledgeBases
+from deskpilot.rag.store import insert_postings
 
 PAGE = 2000
 
@@ -31,9 +32,9 @@ _CHUNKS = text(
     "WHERE c.tenant_id = :tenant AND c.kb_id = :kb ORDER BY c.document_id, c.ordinal"
 )
 _TERMS = text(
-    "INSERT INTO rag_terms (tenant_id, kb_id, term_key, term_no, df) "
-    "SELECT :tenant, :kb, k, n, d FROM unnest(CAST(:keys AS bigint[]), "
-    "CAST(:nos AS bigint[]), CAST(:dfs AS int[])) AS u(k, n, d)"
+    "INSERT INTO rag_terms (tenant_id, kb_id, term_key, term_no, df, max_weight) "
+    "SELECT :tenant, :kb, k, n, d, w FROM unnest(CAST(:keys AS bigint[]), "
+    "CAST(:nos AS bigint[]), CAST(:dfs AS int[]), CAST(:weights AS float8[])) AS u(k, n, d, w)"
 )
 
 
@@ -77,16 +78,22 @@ async def _replace(
     *,
     tenant: TenantContext,
 ) -> None:
-    df: Counter[str] = Counter()
-    for terms in analyzed:
-        df.update(terms.keys())
-    numbers = {term: number for number, term in enumerate(sorted(df), start=1)}
-    keys = term_keys(tenant, kb.kb_id, df)
     total = sum(sum(terms.values()) for terms in analyzed)
     avgdl = max(total / len(rows), 1.0) if rows else None
-    await session.execute(
-        text("DELETE FROM rag_terms WHERE tenant_id = :tenant AND kb_id = :kb"), _ids(tenant, kb)
-    )
+    weighed = [term_weights(t, avgdl or 1.0, k1=params.k1, b=params.b) for t in analyzed]
+    df: Counter[str] = Counter()
+    heaviest: dict[str, float] = {}
+    for weights in weighed:
+        df.update(weights.keys())
+        for term, w in weights.items():
+            heaviest[term] = max(w, heaviest.get(term, 0.0))
+    numbers = {term: number for number, term in enumerate(sorted(df), start=1)}
+    keys = term_keys(tenant, kb.kb_id, df)
+    for stale in ("rag_terms", "rag_postings"):
+        await session.execute(
+            text(f"DELETE FROM {stale} WHERE tenant_id = :tenant AND kb_id = :kb"),  # noqa: S608  (a fixed name)
+            _ids(tenant, kb),
+        )
     ordered = sorted(df)
     for start in range(0, len(ordered), PAGE * 10):
         page = ordered[start : start + PAGE * 10]
@@ -97,6 +104,7 @@ async def _replace(
                 "keys": [keys[t] for t in page],
                 "nos": [numbers[t] for t in page],
                 "dfs": [df[t] for t in page],
+                "weights": [heaviest[t] for t in page],
             },
         )
     updates = [
@@ -105,12 +113,17 @@ async def _replace(
             "k": kb.kb_id,
             "d": row["document_id"],
             "o": row["ordinal"],
-            "term_keys": [keys[t] for t in terms],
-            "weights": chunk_weights(terms, numbers, avgdl or 1.0, k1=params.k1, b=params.b),
+            "weights": sparse(weights, numbers),
             "term_count": sum(terms.values()),
         }
-        for row, terms in zip(rows, analyzed, strict=True)
+        for row, terms, weights in zip(rows, analyzed, weighed, strict=True)
     ]
+    postings = [
+        (keys[term], row["document_id"], row["ordinal"], w)
+        for row, weights in zip(rows, weighed, strict=True)
+        for term, w in weights.items()
+    ]
+    await insert_postings(session, kb.kb_id, postings, tenant=tenant)
     table = cast(Table, ChunkTermsRow.__table__)
     statement = (
         update(table)
@@ -120,11 +133,7 @@ async def _replace(
             table.c.document_id == bindparam("d"),
             table.c.ordinal == bindparam("o"),
         )
-        .values(
-            term_keys=bindparam("term_keys"),
-            weights=bindparam("weights"),
-            term_count=bindparam("term_count"),
-        )
+        .values(weights=bindparam("weights"), term_count=bindparam("term_count"))
     )
     connection = await session.connection()
     for start in range(0, len(updates), PAGE):

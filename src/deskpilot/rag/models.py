@@ -22,11 +22,12 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    PrimaryKeyConstraint,
     String,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, REAL
 from sqlalchemy.orm import Mapped, mapped_column
 
 from deskpilot.core.models import Base, TenantOwned, Timestamps, tenant_fk
@@ -131,26 +132,47 @@ class ChunkVectorRow(TenantOwned, Base):
 
 class ChunkTermsRow(TenantOwned, Base):
     __tablename__ = "rag_chunk_terms"
-    __table_args__ = (
-        tenant_fk(),
-        _document_fk(),
-        # GIN cannot lead with tenant_id (no btree_gin in the embedded server); the keys it
-        # indexes are built from (tenant, knowledge base, term), so a lookup only ever matches
-        # its own knowledge base's rows (see rag/analysis.py).
-        Index("ix_rag_chunk_terms_term_keys", "term_keys", postgresql_using="gin"),
-    )
+    __table_args__ = (tenant_fk(), _document_fk())
 
     kb_id: Mapped[str] = mapped_column(ID, primary_key=True)
     document_id: Mapped[str] = mapped_column(ID, primary_key=True)
     ordinal: Mapped[int] = mapped_column(Integer, primary_key=True)
-    term_keys: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
     weights: Mapped[Any] = mapped_column(SPARSEVEC())
     term_count: Mapped[int] = mapped_column(Integer)  # BM25 document length
 
 
+class PostingRow(TenantOwned, Base):
+    """The keyword leg's inverted index: one row per term of a chunk, with its BM25 weight
+    (without idf), read by index alone (the weight is in the primary key's index). A btree
+    because under row-level security an index can only drive a scan through leakproof
+    operators (equality), not GIN's array operators."""
+
+    __tablename__ = "rag_postings"
+    __table_args__ = (
+        PrimaryKeyConstraint(
+            "tenant_id",
+            "kb_id",
+            "term_key",
+            "document_id",
+            "ordinal",
+            postgresql_include=["weight"],
+        ),
+        tenant_fk(),
+        _document_fk(),
+    )
+
+    kb_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    term_key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    document_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    ordinal: Mapped[int] = mapped_column(Integer, primary_key=True)
+    weight: Mapped[float] = mapped_column(REAL)
+
+
 class TermRow(TenantOwned, Base):
-    """BM25 statistics per knowledge base: a term's document frequency (in chunks) and its
-    number in the knowledge base's sparse vectors."""
+    """BM25 statistics per knowledge base: a term's document frequency (in chunks), its number
+    in the knowledge base's sparse vectors, and the largest weight a chunk gives it (the bound
+    the keyword search prunes with; after deletions it may be above the real one, never
+    below)."""
 
     __tablename__ = "rag_terms"
     __table_args__ = (tenant_fk(), _kb_fk())
@@ -159,6 +181,7 @@ class TermRow(TenantOwned, Base):
     term_key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     term_no: Mapped[int] = mapped_column(BigInteger)
     df: Mapped[int] = mapped_column(Integer)
+    max_weight: Mapped[float] = mapped_column(Float)  # the most one chunk weighs it (a bound)
 
 
 class JobRow(TenantOwned, Timestamps, Base):

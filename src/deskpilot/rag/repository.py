@@ -18,10 +18,11 @@ from deskpilot.rag.models import (
     JobItemRow,
     JobRow,
     KnowledgeBaseRow,
+    PostingRow,
     TermRow,
 )
 
-CHUNK_TABLES = (ChunkTermsRow, ChunkVectorRow, ChunkRow)  # delete order: leaves first
+CHUNK_TABLES = (PostingRow, ChunkTermsRow, ChunkVectorRow, ChunkRow)  # delete: leaves first
 
 
 class KnowledgeBases(TenantRepository[KnowledgeBaseRow]):

@@ -34,7 +34,7 @@ from deskpilot.rag.schemas import Filters, Hit, Mode, SearchRequest, SearchResul
 from deskpilot.rag.search import LegQuery, Scored, merge, search_kb
 
 _TERM_STATS = text(
-    "SELECT kb_id, term_key, term_no, df FROM rag_terms WHERE tenant_id = :tenant "
+    "SELECT kb_id, term_key, term_no, df, max_weight FROM rag_terms WHERE tenant_id = :tenant "
     "AND kb_id = ANY(CAST(:kbs AS text[])) AND term_key = ANY(CAST(:keys AS bigint[]))"
 )
 
@@ -195,7 +195,9 @@ async def _keyword_queries(
         for row in rows:
             kb_id, term = keys[row.term_key]
             if kb_id == row.kb_id:
-                stats[kb_id].append(TermStat(term, row.term_key, row.term_no, row.df))
+                stats[kb_id].append(
+                    TermStat(term, row.term_key, row.term_no, row.df, row.max_weight)
+                )
     return {
         t.kb.kb_id: keyword_query(
             analyzed[t.kb.kb_id][0],

@@ -33,12 +33,15 @@ MAX_DIMENSIONS = 4000  # pgvector's largest halfvec an HNSW index takes
 
 # Custom plans (a knowledge base's own index is a partial index: only a plan that sees the
 # knowledge base's id can use it); joins in the written order (the candidates first, each
-# fetched once), whatever the statistics of freshly written tables say.
+# fetched once), whatever the statistics of freshly written tables say; and no sequential scan:
+# every table is reached through an index keyed by the tenant and knowledge base, so a search
+# never reads, nor waits on, another tenant's rows.
 _SETTINGS = text(
     "SELECT set_config('hnsw.ef_search', :ef, true), "
     "set_config('hnsw.iterative_scan', :iterative, true), "
     "set_config('plan_cache_mode', 'force_custom_plan', true), "
-    "set_config('join_collapse_limit', '1', true)"
+    "set_config('join_collapse_limit', '1', true), "
+    "set_config('enable_seqscan', 'off', true)"
 )
 
 
@@ -87,17 +90,13 @@ def _statement(dims: int, query: LegQuery, params: dict[str, Any]) -> str:
         raise ValueError(f"unsupported embedding dimensions: {dims}")
     where = "tenant_id = :tenant AND kb_id = :kb" + _filter_sql(query.filters, params)
     vector = f"CAST(:qv AS halfvec({dims}))"  # dims: an int checked above
-    legs = []
+    keyword_leg = query.keyword is not None and not query.keyword.empty
+    keyword_leg = keyword_leg and query.mode != "dense"
+    legs = ["SELECT document_id, ordinal FROM kw"] if keyword_leg else []
     if query.vector is not None and query.mode != "keyword":
         legs.append(
             f"(SELECT document_id, ordinal FROM rag_chunk_vectors WHERE {where} "  # noqa: S608  (fixed text; values are bound)
             f"ORDER BY embedding::halfvec({dims}) <=> {vector} LIMIT :n)"
-        )
-    if query.keyword is not None and not query.keyword.empty and query.mode != "dense":
-        legs.append(
-            f"(SELECT document_id, ordinal FROM rag_chunk_terms WHERE {where} "  # noqa: S608  (fixed text; values are bound)
-            "AND term_keys && CAST(:keys AS bigint[]) "
-            "ORDER BY weights <#> CAST(:qs AS sparsevec) LIMIT :n)"
         )
     if not legs:
         return ""
@@ -115,12 +114,37 @@ def _statement(dims: int, query: LegQuery, params: dict[str, Any]) -> str:
             ("rag_chunk_terms", "t"),
         )
     )
+    kw = ""
+    partial = "NULL"
+    if keyword_leg and query.keyword is not None:
+        kw = f"kw AS MATERIALIZED ({_keyword_leg(query.keyword, where, params)}), "
+        partial = "kw.partial"
+        joined = (
+            "LEFT JOIN kw ON kw.document_id = cand.document_id AND kw.ordinal = cand.ordinal "
+            + joined
+        )
     return (
-        f"WITH cand AS MATERIALIZED ({' UNION '.join(legs)}) "  # noqa: S608  (fixed text; values are bound)
+        f"WITH {kw}cand AS MATERIALIZED ({' UNION '.join(legs)}) "  # noqa: S608  (fixed text; values are bound)
         f"SELECT cand.document_id, cand.ordinal, {dense} AS cosine, {title} AS title_cosine, "
-        f"{keyword} AS bm25, c.text, c.char_start, c.char_end, c.headings, c.page_start, "
-        f"c.page_end, d.external_id, d.title FROM cand {joined}"
+        f"{keyword} AS bm25, {partial} AS partial, c.text, c.char_start, c.char_end, "
+        f"c.headings, c.page_start, c.page_end, d.external_id, d.title FROM cand {joined}"
         "JOIN rag_documents d ON d.tenant_id = :tenant AND d.document_id = cand.document_id"
+    )
+
+
+def _keyword_leg(keyword: KeywordQuery, where: str, params: dict[str, Any]) -> str:
+    """BM25 over the leg's terms, summed from their postings (read by index alone, keyed by
+    the tenant, knowledge base and term: equality, which row-level security lets drive an
+    index scan); the best ``pool`` (or ``:n``) chunks with their partial scores."""
+    params["kkeys"] = list(keyword.keys)
+    params["kweights"] = list(keyword.weights)
+    params["kn"] = keyword.pool or params["n"]
+    return (
+        "SELECT p.document_id, p.ordinal, sum(p.weight * q.w) AS partial FROM rag_postings p "  # noqa: S608  (fixed text; values are bound)
+        "JOIN unnest(CAST(:kkeys AS bigint[]), CAST(:kweights AS float8[])) AS q(k, w) "
+        f"ON p.term_key = q.k WHERE {where} AND p.term_key = ANY(CAST(:kkeys AS bigint[])) "
+        "GROUP BY p.document_id, p.ordinal ORDER BY partial DESC, p.document_id, p.ordinal "
+        "LIMIT :kn"
     )
 
 
@@ -137,18 +161,28 @@ async def search_kb(
         return []
     rows = await _run(session, kb, query, tenant=tenant)
     keyword = query.keyword
-    if keyword is not None and keyword.left_out_bound > 0 and query.mode != "dense":
-        # MaxScore's check: chunks holding only left-out terms could outrank the last one kept.
-        kept = sorted((r["bm25"] or 0.0 for r in rows), reverse=True)[: query.candidates]
-        if len(kept) < query.candidates or kept[-1] < keyword.left_out_bound:
-            widened = LegQuery(
-                query.vector, keyword.widened(), query.mode, query.candidates, query.filters
-            )
-            rows = await _run(session, kb, widened, tenant=tenant)
+    pruned = keyword is not None and keyword.pool is not None and query.mode != "dense"
+    if pruned and keyword is not None and not _certainly_best(rows, keyword, query.candidates):
+        widened = LegQuery(
+            query.vector, keyword.widened(), query.mode, query.candidates, query.filters
+        )
+        rows = await _run(session, kb, widened, tenant=tenant)
     return sorted(
         (_scored(kb.kb_id, row, query, weights) for row in rows),
         key=lambda s: (-s.score, s.document_id, s.ordinal),
     )[: query.candidates]
+
+
+def _certainly_best(rows: Sequence[Mapping[str, Any]], keyword: KeywordQuery, n: int) -> bool:
+    """MaxScore's check: no chunk outside the keyword leg's pool can outscore its best ``n``.
+    Such a chunk's partial score is at most the pool's last (none if the pool holds every
+    chunk with a leg term), and its left-out terms add at most ``left_out_bound``."""
+    partials = [r["partial"] for r in rows if r["partial"] is not None]
+    ceiling = keyword.left_out_bound
+    if keyword.pool is not None and len(partials) >= keyword.pool:
+        ceiling += min(partials)
+    best = sorted((r["bm25"] or 0.0 for r in rows), reverse=True)[:n]
+    return len(best) == n and best[-1] >= ceiling
 
 
 async def _run(
@@ -160,7 +194,6 @@ async def _run(
         params["qv"] = HalfVector(query.vector).to_text()
     if query.keyword is not None and not query.keyword.empty:
         params["qs"] = query.keyword.vector.to_text()
-        params["keys"] = list(query.keyword.candidate_keys)
     statement = _statement(dims, query, params)
     if not statement:
         return []

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from deskpilot.core.context import TenantContext
 from deskpilot.rag.analysis import term_keys
-from deskpilot.rag.bm25 import chunk_weights
+from deskpilot.rag.bm25 import sparse, term_weights
 from deskpilot.rag.models import (
     ChunkRow,
     ChunkTermsRow,
@@ -34,14 +34,15 @@ ROW_OVERHEAD = 120  # tuple headers and keys of a chunk's three rows
 REWEIGHT_DRIFT = 0.25  # the average length the weights assume vs the real one
 
 _DF_UP = text(
-    "INSERT INTO rag_terms (tenant_id, kb_id, term_key, term_no, df) "
-    "SELECT :tenant, :kb, k, n, d FROM unnest(CAST(:keys AS bigint[]), "
-    "CAST(:nos AS bigint[]), CAST(:dfs AS int[])) AS u(k, n, d) "
-    "ON CONFLICT (tenant_id, kb_id, term_key) DO UPDATE SET df = rag_terms.df + excluded.df"
+    "INSERT INTO rag_terms (tenant_id, kb_id, term_key, term_no, df, max_weight) "
+    "SELECT :tenant, :kb, k, n, d, w FROM unnest(CAST(:keys AS bigint[]), "
+    "CAST(:nos AS bigint[]), CAST(:dfs AS int[]), CAST(:weights AS float8[])) AS u(k, n, d, w) "
+    "ON CONFLICT (tenant_id, kb_id, term_key) DO UPDATE SET df = rag_terms.df + excluded.df, "
+    "max_weight = greatest(rag_terms.max_weight, excluded.max_weight)"
 )
 _DF_DOWN = text(
-    "WITH old AS (SELECT k, count(*) AS n FROM rag_chunk_terms, unnest(term_keys) AS k "
-    "WHERE tenant_id = :tenant AND kb_id = :kb AND document_id = :doc GROUP BY k) "
+    "WITH old AS (SELECT term_key AS k, count(*) AS n FROM rag_postings "
+    "WHERE tenant_id = :tenant AND kb_id = :kb AND document_id = :doc GROUP BY term_key) "
     "UPDATE rag_terms SET df = rag_terms.df - old.n FROM old "
     "WHERE rag_terms.tenant_id = :tenant AND rag_terms.kb_id = :kb AND rag_terms.term_key = old.k "
     "RETURNING rag_terms.term_key, rag_terms.df"
@@ -50,6 +51,12 @@ _DROP_TERMS = text(
     "DELETE FROM rag_terms WHERE tenant_id = :tenant AND kb_id = :kb "
     "AND term_key = ANY(CAST(:keys AS bigint[]))"
 )
+_POSTINGS = text(
+    "INSERT INTO rag_postings (tenant_id, kb_id, term_key, document_id, ordinal, weight) "
+    "SELECT :tenant, :kb, k, d, o, w FROM unnest(CAST(:keys AS bigint[]), "
+    "CAST(:docs AS text[]), CAST(:ords AS int[]), CAST(:weights AS real[])) AS u(k, d, o, w)"
+)
+POSTINGS_PAGE = 20_000
 _KNOWN_TERMS = text(
     "SELECT term_key, term_no FROM rag_terms WHERE tenant_id = :tenant AND kb_id = :kb "
     "AND term_key = ANY(CAST(:keys AS bigint[]))"
@@ -227,9 +234,12 @@ async def _insert_chunks(
 ) -> None:
     if not any(doc.chunks for doc in docs):
         return
-    numbers = await _term_numbers(session, kb, [c for d in docs for c in d.chunks], tenant=tenant)
     avgdl = kb.bm25_avgdl or 1.0
+    weighed = [term_weights(chunk.terms, avgdl, k1=k1, b=b) for doc in docs for chunk in doc.chunks]
+    numbers = await _term_numbers(session, kb, weighed, tenant=tenant)
     chunks, vectors, terms = [], [], []
+    postings: list[tuple[int, str, int, float]] = []
+    weights = iter(weighed)
     for row, doc in zip(rows, docs, strict=True):
         key = {"tenant_id": tenant.tenant_id, "kb_id": kb.kb_id, "document_id": row.document_id}
         for chunk, vector in zip(doc.chunks, doc.embeddings, strict=True):
@@ -247,32 +257,61 @@ async def _insert_chunks(
                 }
             )
             vectors.append({**at, "embedding": vector})
-            term_numbers = {t: numbers[t][1] for t in chunk.terms}
+            chunk_weights = next(weights)
             terms.append(
                 {
                     **at,
-                    "term_keys": [numbers[t][0] for t in chunk.terms],
-                    "weights": chunk_weights(chunk.terms, term_numbers, avgdl, k1=k1, b=b),
+                    "weights": sparse(chunk_weights, {t: numbers[t][1] for t in chunk.terms}),
                     "term_count": sum(chunk.terms.values()),
                 }
             )
+            for term, w in chunk_weights.items():
+                postings.append((numbers[term][0], row.document_id, chunk.ordinal, w))
     await session.execute(insert(ChunkRow), chunks)
     await session.execute(insert(ChunkVectorRow), vectors)
     await session.execute(insert(ChunkTermsRow), terms)
+    await insert_postings(session, kb.kb_id, postings, tenant=tenant)
+
+
+async def insert_postings(
+    session: AsyncSession,
+    kb_id: str,
+    postings: Sequence[tuple[int, str, int, float]],
+    *,
+    tenant: TenantContext,
+) -> None:
+    """(term key, document id, ordinal, weight) rows, a page per statement (one row each
+    would be a round trip each)."""
+    for start in range(0, len(postings), POSTINGS_PAGE):
+        page = postings[start : start + POSTINGS_PAGE]
+        await session.execute(
+            _POSTINGS,
+            {
+                "tenant": tenant.tenant_id,
+                "kb": kb_id,
+                "keys": [p[0] for p in page],
+                "docs": [p[1] for p in page],
+                "ords": [p[2] for p in page],
+                "weights": [p[3] for p in page],
+            },
+        )
 
 
 async def _term_numbers(
     session: AsyncSession,
     kb: KnowledgeBaseRow,
-    chunks: Sequence[PreparedChunk],
+    weighed: Sequence[Mapping[str, float]],
     *,
     tenant: TenantContext,
 ) -> dict[str, tuple[int, int]]:
-    """Each term's (key, number) in the knowledge base, numbering the new ones, and the
-    document frequencies raised by these chunks."""
+    """Each term's (key, number) in the knowledge base, numbering the new ones; raises the
+    terms' document frequencies by these chunks, and their largest weights to these chunks'."""
     df: Counter[str] = Counter()
-    for chunk in chunks:
-        df.update(chunk.terms.keys())
+    heaviest: dict[str, float] = {}
+    for chunk in weighed:
+        df.update(chunk.keys())
+        for term, w in chunk.items():
+            heaviest[term] = max(w, heaviest.get(term, 0.0))
     keys = term_keys(tenant, kb.kb_id, df)
     params = {"tenant": tenant.tenant_id, "kb": kb.kb_id, "keys": list(keys.values())}
     known = {r.term_key: r.term_no for r in await session.execute(_KNOWN_TERMS, params)}
@@ -291,6 +330,7 @@ async def _term_numbers(
             "keys": [numbers[t][0] for t in df],
             "nos": [numbers[t][1] for t in df],
             "dfs": [df[t] for t in df],
+            "weights": [heaviest[t] for t in df],
         },
     )
     return numbers

@@ -30,6 +30,7 @@ TABLES = (
     "rag_chunks",
     "rag_chunk_vectors",
     "rag_chunk_terms",
+    "rag_postings",
     "rag_terms",
     "rag_jobs",
     "rag_job_items",
@@ -172,7 +173,6 @@ def upgrade() -> None:
     op.create_table(
         "rag_chunk_terms",
         *_chunk_key(),
-        sa.Column("term_keys", pg.ARRAY(sa.BigInteger()), nullable=False),
         sa.Column("weights", SPARSEVEC(), nullable=False),
         sa.Column("term_count", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint(
@@ -181,8 +181,25 @@ def upgrade() -> None:
         _tenant_fk("rag_chunk_terms"),
         _document_fk("rag_chunk_terms"),
     )
-    op.create_index(
-        "ix_rag_chunk_terms_term_keys", "rag_chunk_terms", ["term_keys"], postgresql_using="gin"
+    op.create_table(
+        "rag_postings",
+        sa.Column("tenant_id", sa.String(40), nullable=False),
+        sa.Column("kb_id", ID, nullable=False),
+        sa.Column("term_key", sa.BigInteger(), nullable=False),
+        sa.Column("document_id", ID, nullable=False),
+        sa.Column("ordinal", sa.Integer(), nullable=False),
+        sa.Column("weight", pg.REAL(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "tenant_id",
+            "kb_id",
+            "term_key",
+            "document_id",
+            "ordinal",
+            name="pk_rag_postings",
+            postgresql_include=["weight"],
+        ),
+        _tenant_fk("rag_postings"),
+        _document_fk("rag_postings"),
     )
     op.create_table(
         "rag_terms",
@@ -191,6 +208,7 @@ def upgrade() -> None:
         sa.Column("term_key", sa.BigInteger(), nullable=False),
         sa.Column("term_no", sa.BigInteger(), nullable=False),
         sa.Column("df", sa.Integer(), nullable=False),
+        sa.Column("max_weight", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("tenant_id", "kb_id", "term_key", name="pk_rag_terms"),
         _tenant_fk("rag_terms"),
         _kb_fk("rag_terms"),

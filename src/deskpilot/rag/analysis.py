@@ -1,11 +1,10 @@
 """Text analysis for the keyword leg: terms (lower-cased words, stop words dropped, Snowball
 stems), their frequencies, and the key each term is stored under.
 
-A term's key is a 64-bit hash of (tenant, knowledge base, stem): the GIN index over the chunks'
-keys is shared by every tenant (it cannot lead with ``tenant_id``), so keys are built per
-knowledge base and a lookup can only ever match that knowledge base's rows. Term statistics
-(document frequency, average length) are kept per knowledge base, never globally: global
-statistics would let one tenant's documents change another's ranking.
+A term's key is a 64-bit hash of (tenant, knowledge base, stem), built by one function from the
+``TenantContext``: postings and statistics are looked up by it, under the tenant's binding.
+Term statistics (document frequency, average length) are kept per knowledge base, never
+globally: global statistics would let one tenant's documents change another's ranking.
 """
 
 from __future__ import annotations

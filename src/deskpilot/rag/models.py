@@ -4,7 +4,8 @@ security enabled and forced; see ``deskpilot.core.rls``).
 A chunk's three parts live in three tables with the same key, so that each retrieval leg scans
 only what it scores: ``rag_chunks`` (text and offsets, for citations), ``rag_chunk_vectors``
 (the dense leg: ~0.8 KB a row at 384 dimensions in half precision) and ``rag_chunk_terms`` (the
-keyword leg: BM25 weights as a sparse vector, and KB-scoped term keys for the GIN candidates).
+keyword leg's exact scores: BM25 weights as a sparse vector). ``rag_postings`` is the keyword
+leg's inverted index.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from deskpilot.rag.models import (
 )
 from deskpilot.rag.repository import Documents
 
-BYTES_PER_TERM = 20  # a key in the GIN array plus an entry of the sparse vector
+BYTES_PER_TERM = 60  # a posting (row and index entry) and an entry of the sparse vector
 ROW_OVERHEAD = 120  # tuple headers and keys of a chunk's three rows
 REWEIGHT_DRIFT = 0.25  # the average length the weights assume vs the real one
 

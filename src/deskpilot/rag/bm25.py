@@ -24,7 +24,7 @@ from pgvector import SparseVector
 SPARSE_DIMENSIONS = 1_000_000_000  # pgvector's largest dimension count
 EXACT_CANDIDATES_UP_TO = 20_000  # chunks; up to this every query term's postings are read
 COMMON_SHARE = 0.05  # beyond, a term in more than this share of the chunks may be left out
-POOL = 200  # chunks the leg keeps by partial score when terms are left out
+POOL = 100  # chunks the leg keeps by partial score when terms are left out
 
 
 def weight(tf: int, length: int, avgdl: float, *, k1: float, b: float) -> float:

@@ -59,8 +59,9 @@ async def refresh_statistics(db: Database) -> None:
     ingestion into fresh tables would otherwise leave the planner believing they are empty,
     and a search's joins would scan a knowledge base once per candidate."""
     async with db.unscoped_owner_connection() as conn:
-        if not await conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": DDL_LOCK}):
-            return  # an index build is running; the next refresh (or autovacuum) does it
+        # After an index build, not beside it (see dense.DDL_LOCK); a burst of writes during a
+        # long build still gets its statistics when the build ends.
+        await conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": DDL_LOCK})
         try:
             await conn.execute(text(f"ANALYZE {STATISTICS_TABLES}"))
         finally:

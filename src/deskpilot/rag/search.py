@@ -139,12 +139,15 @@ def _keyword_leg(keyword: KeywordQuery, where: str, params: dict[str, Any]) -> s
     params["kkeys"] = list(keyword.keys)
     params["kweights"] = list(keyword.weights)
     params["kn"] = keyword.pool or params["n"]
+    # Each posting's query weight by its key's place in the list: no join, so the planner
+    # estimates the postings from the terms' statistics and sums them in a hash table.
+    query_weight = (
+        "(CAST(:kweights AS float8[]))[array_position(CAST(:kkeys AS bigint[]), term_key)]"
+    )
     return (
-        "SELECT p.document_id, p.ordinal, sum(p.weight * q.w) AS partial FROM rag_postings p "  # noqa: S608  (fixed text; values are bound)
-        "JOIN unnest(CAST(:kkeys AS bigint[]), CAST(:kweights AS float8[])) AS q(k, w) "
-        f"ON p.term_key = q.k WHERE {where} AND p.term_key = ANY(CAST(:kkeys AS bigint[])) "
-        "GROUP BY p.document_id, p.ordinal ORDER BY partial DESC, p.document_id, p.ordinal "
-        "LIMIT :kn"
+        f"SELECT document_id, ordinal, sum(weight * {query_weight}) AS partial "  # noqa: S608  (fixed text; values are bound)
+        f"FROM rag_postings WHERE {where} AND term_key = ANY(CAST(:kkeys AS bigint[])) "
+        "GROUP BY document_id, ordinal ORDER BY partial DESC, document_id, ordinal LIMIT :kn"
     )
 
 
@@ -161,7 +164,10 @@ async def search_kb(
         return []
     rows = await _run(session, kb, query, tenant=tenant)
     keyword = query.keyword
-    pruned = keyword is not None and keyword.pool is not None and query.mode != "dense"
+    # Keyword mode promises BM25's exact best. In hybrid mode the leg only brings candidates
+    # (each then scored exactly): its pool stands, a second pass would double its cost for
+    # chunks that rarely reach the fused top.
+    pruned = keyword is not None and keyword.pool is not None and query.mode == "keyword"
     if pruned and keyword is not None and not _certainly_best(rows, keyword, query.candidates):
         widened = LegQuery(
             query.vector, keyword.widened(), query.mode, query.candidates, query.filters

@@ -10,7 +10,7 @@ with the bundled model, write) and ``kb.search`` (quota reserved in Redis, query
 both legs, fusion, usage event durable before the answer). Knowledge bases at or above
 ``DESKPILOT_RAG_DENSE_INDEX_MIN_CHUNKS`` (10,000) get their own HNSW index; smaller ones are
 searched exactly. Text is synthetic (incident write-ups from templates and a Zipf vocabulary),
-one chunk per incident. Each tenant gets 5 unmeasured queries first (steady state).
+one chunk per incident. Each tenant gets 10 unmeasured queries first (steady state).
 
 Baseline, in the same run: the largest tenant's dense query without its index (an exact scan
 of its rows), so the ratio says what the per-knowledge-base index buys. Recall@10 is the dense
@@ -41,7 +41,7 @@ from sqlalchemy import text
 
 SIZES = (100_000, 20_000, 15_000, 10_000, 8_000, 5_000, 3_000, 2_000, 1_000, 1_000)
 BATCH = 512
-WARMUP = 5  # queries per tenant before the measured ones (not counted)
+WARMUP = 10  # queries per tenant before the measured ones (not counted)
 
 SYMPTOMS = [
     "VPN tunnel drops", "printer shows offline", "Outlook stuck in outbox", "disk almost full",
@@ -251,7 +251,7 @@ OPERATOR = _operator()
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=",".join(str(s) for s in SIZES))
-    parser.add_argument("--queries", type=int, default=40)
+    parser.add_argument("--queries", type=int, default=60)
     parser.add_argument("--home", default=None, help="keep the database here between runs")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))

@@ -17,12 +17,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 from types import TracebackType
+from typing import Protocol
 
 from deskpilot.core.context import TenantContext
 from deskpilot.metering import Meter, RecordedUsage, UsageEvent
 from deskpilot.quotas import Dimension, QuotaService, QuotaWarning, Reservation, plain
 
 QUOTA_WARNING_HEADER = "x-deskpilot-quota-warning"
+
+
+class MeteredFactory(Protocol):
+    """``platform.metered``, as the components that spend take it."""
+
+    def __call__(
+        self,
+        *,
+        tenant: TenantContext,
+        request_id: str,
+        reserve: Mapping[Dimension, Decimal | int],
+        lease_seconds: float = ...,
+    ) -> MeteredWork: ...
 
 
 class MeteredWork:

@@ -10,19 +10,16 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from deskpilot.core.models import Base
 from deskpilot.platform import Platform
 from deskpilot.rag import KnowledgeHandle, Upload
 from tests.conftest import TenantFixture
 
-RAG_TABLES = (
-    "rag_documents",
-    "rag_chunks",
-    "rag_chunk_vectors",
-    "rag_chunk_terms",
-    "rag_postings",
-    "rag_terms",
-    "rag_jobs",
-    "rag_job_items",
+# every table of the knowledge bases but their own row (whose deletion comes last)
+RAG_TABLES = tuple(
+    t.name
+    for t in Base.metadata.sorted_tables
+    if t.name.startswith("rag_") and t.name != "rag_knowledge_bases"
 )
 
 

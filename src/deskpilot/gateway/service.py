@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mappi
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -51,7 +51,7 @@ from deskpilot.gateway.resilience import (
 from deskpilot.gateway.routing import Catalogue, Route, Router, gateway_section
 from deskpilot.gateway.schemas import Deployment, ProviderResult, Usage
 from deskpilot.gateway.streaming import GatewayStream, StreamMeter, completion_text
-from deskpilot.metered import MeteredWork
+from deskpilot.metered import MeteredFactory, MeteredWork
 from deskpilot.metering import (
     Outcome,
     PriceTable,
@@ -69,17 +69,6 @@ DEPLOYMENT_HEADER = "x-deskpilot-deployment"
 ALIAS_HEADER = "x-deskpilot-model-alias"
 ATTEMPTS_HEADER = "x-deskpilot-attempts"
 FALLBACK_HEADER = "x-deskpilot-fallbacks"
-
-
-class MeteredFactory(Protocol):
-    def __call__(
-        self,
-        *,
-        tenant: TenantContext,
-        request_id: str,
-        reserve: Mapping[Dimension, Decimal | int],
-        lease_seconds: float = ...,
-    ) -> MeteredWork: ...
 
 
 OwnKeys = Callable[[TenantContext], Awaitable[Mapping[str, SecretStr]]]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from pgvector import SparseVector
@@ -36,6 +36,19 @@ def term_weights(terms: Counter[str], avgdl: float, *, k1: float, b: float) -> d
     """Each term's weight in one chunk (its terms and their frequencies), without idf."""
     length = sum(terms.values())
     return {t: weight(tf, length, avgdl, k1=k1, b=b) for t, tf in terms.items()}
+
+
+def collection_stats(
+    weighed: Iterable[Mapping[str, float]],
+) -> tuple[Counter[str], dict[str, float]]:
+    """Over chunks' term weights: each term's document frequency and largest weight."""
+    df: Counter[str] = Counter()
+    heaviest: dict[str, float] = {}
+    for chunk in weighed:
+        df.update(chunk.keys())
+        for term, w in chunk.items():
+            heaviest[term] = max(w, heaviest.get(term, 0.0))
+    return df, heaviest
 
 
 def sparse(weights: Mapping[str, float], numbers: Mapping[str, int]) -> SparseVector:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from deskpilot.core.context import TenantContext
 from deskpilot.core.db import Database
 from deskpilot.rag.analysis import Analyzer, term_keys
-from deskpilot.rag.bm25 import KeywordParams, sparse, term_weights
+from deskpilot.rag.bm25 import KeywordParams, collection_stats, sparse, term_weights
 from deskpilot.rag.config import RagConfig, kb_config
 from deskpilot.rag.drafts import context_text
 from deskpilot.rag.models import ChunkTermsRow, KnowledgeBaseRow
@@ -81,12 +81,7 @@ async def _replace(
     total = sum(sum(terms.values()) for terms in analyzed)
     avgdl = max(total / len(rows), 1.0) if rows else None
     weighed = [term_weights(t, avgdl or 1.0, k1=params.k1, b=params.b) for t in analyzed]
-    df: Counter[str] = Counter()
-    heaviest: dict[str, float] = {}
-    for weights in weighed:
-        df.update(weights.keys())
-        for term, w in weights.items():
-            heaviest[term] = max(w, heaviest.get(term, 0.0))
+    df, heaviest = collection_stats(weighed)
     numbers = {term: number for number, term in enumerate(sorted(df), start=1)}
     keys = term_keys(tenant, kb.kb_id, df)
     for stale in ("rag_terms", "rag_postings"):

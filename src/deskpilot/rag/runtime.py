@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from decimal import Decimal
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
 from deskpilot.core.context import TenantContext
 from deskpilot.core.resources import Resources
-from deskpilot.metered import MeteredWork
-from deskpilot.quotas import Dimension, QuotaService
+from deskpilot.metered import MeteredFactory
+from deskpilot.quotas import QuotaService
 from deskpilot.rag.embedders import Embedders, GatewayEmbeddings
 from deskpilot.rag.embedding import Embedder
 from deskpilot.rag.rerank import Rerankers
@@ -30,17 +29,6 @@ class Gateway(GatewayEmbeddings, Protocol):
     ) -> Any: ...
 
     def models(self, *, tenant: TenantContext) -> list[dict[str, Any]]: ...
-
-
-class MeteredFactory(Protocol):
-    def __call__(
-        self,
-        *,
-        tenant: TenantContext,
-        request_id: str,
-        reserve: Mapping[Dimension, Decimal | int],
-        lease_seconds: float = ...,
-    ) -> MeteredWork: ...
 
 
 ContextFor = Callable[[str], Awaitable[TenantContext]]

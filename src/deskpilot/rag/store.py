@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from deskpilot.core.context import TenantContext
 from deskpilot.rag.analysis import term_keys
-from deskpilot.rag.bm25 import sparse, term_weights
+from deskpilot.rag.bm25 import collection_stats, sparse, term_weights
 from deskpilot.rag.models import (
     ChunkRow,
     ChunkTermsRow,
@@ -306,12 +306,7 @@ async def _term_numbers(
 ) -> dict[str, tuple[int, int]]:
     """Each term's (key, number) in the knowledge base, numbering the new ones; raises the
     terms' document frequencies by these chunks, and their largest weights to these chunks'."""
-    df: Counter[str] = Counter()
-    heaviest: dict[str, float] = {}
-    for chunk in weighed:
-        df.update(chunk.keys())
-        for term, w in chunk.items():
-            heaviest[term] = max(w, heaviest.get(term, 0.0))
+    df, heaviest = collection_stats(weighed)
     keys = term_keys(tenant, kb.kb_id, df)
     params = {"tenant": tenant.tenant_id, "kb": kb.kb_id, "keys": list(keys.values())}
     known = {r.term_key: r.term_no for r in await session.execute(_KNOWN_TERMS, params)}
